@@ -1,8 +1,21 @@
 """glu_zoo: gated linear units, new activations and linear recurrences for Keras 3.
 
-Runs on JAX, TensorFlow and PyTorch; pick one with `KERAS_BACKEND`.
+Runs on JAX, TensorFlow and PyTorch; pick one with `KERAS_BACKEND`. Submodules
+load on first use, so that importing `glu_zoo` (for example by the `glu-zoo`
+command, which sets the backend from `--backend`) does not import Keras.
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from glu_zoo import activations, layers  # noqa: E402,F401
+__version__ = "0.1.0"
+_SUBMODULES = ("activations", "layers")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"glu_zoo.{name}")
+    raise AttributeError(f"module 'glu_zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES])

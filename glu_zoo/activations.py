@@ -10,6 +10,8 @@ the input's floating dtype (integer inputs are computed in `floatx`).
 """
 
 import math
+import os
+import warnings
 
 import keras
 from keras import ops
@@ -63,15 +65,69 @@ def golu(x):
     The gradient exp(−e^{−x}) + x·exp(−(x + e^{−x})) is written by hand: it is
     finite for every finite x, where naive autodiff gives 0·∞ = NaN for very
     negative x. float16 and bfloat16 inputs are computed in float32 and cast
-    back, as in the official kernel.
+    back, as in the official kernel. On torch, forward and backward each run
+    as one fused kernel (see `_torch_golu`).
 
     >>> golu(np.array([-1.0, 0.0, 1.0]))  # ≈ [-0.066, 0.0, 0.692]
     """
     x = _floating(x)
     dtype = keras.backend.standardize_dtype(x.dtype)
+    kernel = _torch_golu() if keras.backend.backend() == "torch" else None
+    kernel = kernel or _golu_f32
     if dtype in _HALF:
-        return ops.cast(_golu_f32(ops.cast(x, "float32")), dtype)
-    return _golu_f32(x)
+        return ops.cast(kernel(ops.cast(x, "float32")), dtype)
+    return kernel(x)
+
+
+_TORCH_GOLU = {}
+
+
+def _torch_golu():
+    """GoLU for eager torch as a `torch.autograd.Function` whose forward and
+    backward are each one `torch.compile`d kernel, or None where disabled.
+
+    Eager torch runs the keras.ops form as ~11 separate element-wise kernels,
+    which made a GoLU-FFN train step ~1.4× a GELU-FFN one on CPU (see
+    docs/benchmarks.md); fused, it costs what GELU costs. The first call
+    compiles (tens of seconds on CPU, cached on disk after). If compilation
+    fails, or GLU_ZOO_FUSED_TORCH=0, the keras.ops form `_golu_f32` is used.
+    """
+    if os.environ.get("GLU_ZOO_FUSED_TORCH", "1") == "0" or _TORCH_GOLU.get("failed"):
+        return None
+    if "apply" not in _TORCH_GOLU:
+        import torch
+
+        def forward(x):
+            return x * torch.exp(-torch.exp(-x))
+
+        def backward(x, upstream):
+            e = torch.exp(-x)
+            return upstream * (torch.exp(-e) + x * torch.exp(-(x + e)))
+
+        fused_forward = torch.compile(forward, dynamic=True)
+        fused_backward = torch.compile(backward, dynamic=True)
+
+        class GoLU(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return fused_forward(x)
+
+            @staticmethod
+            def backward(ctx, upstream):
+                (x,) = ctx.saved_tensors
+                return fused_backward(x, upstream)
+
+        def apply(x):
+            try:
+                return GoLU.apply(x)
+            except Exception as error:  # no compiler, unsupported device, ...
+                _TORCH_GOLU["failed"] = True
+                warnings.warn(f"glu_zoo: fused torch GoLU unavailable ({error!r}); using keras.ops.")
+                return _golu_f32(x)
+
+        _TORCH_GOLU["apply"] = apply
+    return _TORCH_GOLU["apply"]
 
 
 def atlu(x):
@@ -80,12 +136,13 @@ def atlu(x):
     return x * (ops.arctan(x) * (1.0 / math.pi) + 0.5)
 
 
-def _gate(x, kind):
+def _centred_gate(x, kind):
+    """g(x) − ½ for the gate g of `kind`: each is an odd function of x."""
     if kind == "arctan":
-        return ops.arctan(x) * (1.0 / math.pi) + 0.5
+        return ops.arctan(x) * (1.0 / math.pi)
     if kind == "gaussian":
-        return 0.5 * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
-    return ops.sigmoid(x)
+        return 0.5 * ops.erf(x * (1.0 / math.sqrt(2.0)))
+    return 0.5 * ops.tanh(0.5 * x)  # σ(x) − ½
 
 
 def expanded_gate(x, alpha, kind):
@@ -107,4 +164,5 @@ def expanded_gate(x, alpha, kind):
         raise ValueError(
             f"expanded_gate: `alpha` must be a scalar; got shape {tuple(ops.shape(alpha))}."
         )
-    return _gate(x, kind) * (1.0 + 2.0 * alpha) - alpha
+    # g·(1 + 2α) − α = ½ + (g − ½)·(1 + 2α): one scalar factor on an odd function.
+    return 0.5 + _centred_gate(x, kind) * (1.0 + 2.0 * alpha)

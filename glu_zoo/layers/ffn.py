@@ -235,7 +235,9 @@ class GatedFFN(_FeedForward):
         return (2 * d_ff) // 3
 
     def _hidden(self, h):
-        a, b = h[..., : self.hidden_dim], h[..., self.hidden_dim :]
+        # ops.split, not slicing: XLA on CPU fuses the split into the gate
+        # (slices made the JAX train step ~25% slower; docs/benchmarks.md).
+        a, b = ops.split(h, 2, axis=-1)
         if self._gate_kind is None:
             return _GATES[self.variant](a) * b
         return activations.expanded_gate(a, self.alpha, self._gate_kind) * b
