@@ -35,6 +35,12 @@ FFN_ACTIVATIONS = tuple(_ACTIVATIONS) + tuple(_EXPANDED_ACTIVATIONS)
 GATED_VARIANTS = tuple(_GATES) + tuple(_EXPANDED_VARIANTS)
 
 
+def _fresh(initializer):
+    """A new instance per weight: an unseeded Keras initializer fixes its seed
+    when it is created, so one instance would give two weights the same values."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 def _check_positive_int(name, value, owner):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{owner}: `{name}` must be a positive integer; got {value!r}.")
@@ -102,22 +108,22 @@ class _FeedForward(keras.layers.Layer):
         self.kernel_in = self.add_weight(
             name="kernel_in",
             shape=(self.input_dim, self._in_width),
-            initializer=self.kernel_initializer,
+            initializer=_fresh(self.kernel_initializer),
         )
         if self.use_bias:
             self.bias_in = self.add_weight(
-                name="bias_in", shape=(self._in_width,), initializer=self.bias_initializer
+                name="bias_in", shape=(self._in_width,), initializer=_fresh(self.bias_initializer)
             )
         if self._gate_kind is not None:
             self.alpha = self.add_weight(name="alpha", shape=(), initializer="zeros")
         self.kernel_out = self.add_weight(
             name="kernel_out",
             shape=(self.hidden_dim, out_dim),
-            initializer=self.kernel_initializer,
+            initializer=_fresh(self.kernel_initializer),
         )
         if self.use_bias:
             self.bias_out = self.add_weight(
-                name="bias_out", shape=(out_dim,), initializer=self.bias_initializer
+                name="bias_out", shape=(out_dim,), initializer=_fresh(self.bias_initializer)
             )
 
     def call(self, inputs, training=None):

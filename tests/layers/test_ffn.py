@@ -62,6 +62,14 @@ def test_weight_names_and_layout(cls, kind):
     assert tuple(layer(X).shape) == (2, 3, 4)
 
 
+@pytest.mark.parametrize("cls", [FFN, GatedFFN])
+def test_kernels_are_initialised_independently(cls):
+    layer = cls(D)  # square kernels: the same seed would give the same matrix
+    layer.build((2, D))
+    k_in, k_out = to_numpy(layer.kernel_in)[:, :D], to_numpy(layer.kernel_out)
+    assert abs(np.corrcoef(k_in.ravel(), k_out.ravel())[0, 1]) < 0.5
+
+
 def test_gated_kernel_in_columns_are_activated_then_linear():
     """[:hidden] is W (activated), [hidden:] is V (linear): with W zeroed a GLU
     gives σ(0)·xV = xV/2."""
