@@ -1,6 +1,19 @@
 """Layers of glu_zoo, one file per family."""
 
+from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
 
-__all__ = ["FFN", "GatedFFN", "FFN_ACTIVATIONS", "GATED_VARIANTS", "GoLU", "XATLU", "XGELU", "XSiLU"]
+__all__ = [
+    "FFN",
+    "GatedFFN",
+    "FFN_ACTIVATIONS",
+    "GATED_VARIANTS",
+    "GoLU",
+    "XATLU",
+    "XGELU",
+    "XSiLU",
+    "PatchEmbedding",
+    "ClassToken",
+    "PositionEmbedding",
+]

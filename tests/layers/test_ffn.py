@@ -156,12 +156,12 @@ def test_save_and_load_round_trip(cls, kind, tmp_path):
 def test_fit_step_compiles_under_xla(cls, kind):
     """XLA on JAX and TensorFlow; eager on torch (where jit_compile=True is torch.compile)."""
     inputs = keras.Input((3, D))
-    model = keras.Model(inputs, _make(cls, kind, dropout=0.1)(inputs))
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=BACKEND != "torch")
+    model = keras.Model(inputs, _make(cls, kind)(inputs))  # no dropout: 5 hidden units make it dominate
+    model.compile(optimizer=keras.optimizers.SGD(0.02), loss="mse", jit_compile=BACKEND != "torch")
     before = [to_numpy(w) for w in model.trainable_weights]
-    history = model.fit(X, np.zeros_like(X), batch_size=2, epochs=2, verbose=0)
+    history = model.fit(X, np.zeros_like(X), batch_size=2, epochs=5, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
-    assert history.history["loss"][1] < history.history["loss"][0]
+    assert history.history["loss"][-1] < history.history["loss"][0]
     after = [to_numpy(w) for w in model.trainable_weights]
     assert all(not np.array_equal(a, b) for a, b in zip(before, after))
 

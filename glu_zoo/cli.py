@@ -1,0 +1,95 @@
+"""The `glu-zoo` command: list, train and evaluate.
+
+    glu-zoo list
+    glu-zoo train activator_vit_digits [--epochs N] [--out DIR] [--backend B]
+                  [--precision mixed_bfloat16] [--distribute data]
+    glu-zoo evaluate activator_vit_digits [--json]
+
+`--backend` sets KERAS_BACKEND before Keras is imported.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="glu-zoo", description="glu_zoo: recipes, presets and training.")
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: KERAS_BACKEND)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="recipes and shipped presets, with their metrics")
+    train = commands.add_parser("train", parents=[backend], help="train a recipe with model.fit")
+    train.add_argument("recipe")
+    train.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    train.add_argument("--out", help="run folder (default runs/RECIPE); an interrupted run there resumes")
+    train.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
+    train.add_argument("--distribute", choices=("data",), help="data parallel over all devices (JAX)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate = commands.add_parser("evaluate", parents=[backend], help="test metrics of a preset")
+    evaluate.add_argument("preset", metavar="PRESET_OR_DIR")
+    evaluate.add_argument("--json", action="store_true", help="one JSON line: metrics, backend, ...")
+    return parser
+
+
+def _set_backend(backend):
+    if not backend:
+        return
+    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
+        raise ValueError(f"--backend {backend}: Keras is already imported with another backend.")
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def _list():
+    from glu_zoo import presets, recipes
+
+    print("recipes:")
+    for name in recipes.list_recipes():
+        r = recipes.get(name)
+        print(f"  {name:32s} {r.architecture} on {r.data}, {r.epochs} epochs; target {r.metric} >= {r.target}")
+    print("presets:")
+    for name in presets.list_presets():
+        m = presets.get_metadata(name)
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in m.get("test_metrics", {}).items())
+        print(f"  {name:32s} {m['class_name']}, {m['parameters']:,} parameters, trained on {m['backend']}; "
+              f"test {metrics}")
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            _list()
+            return 0
+        _set_backend(args.backend)
+        from glu_zoo import training
+
+        if args.command == "train":
+            result = training.train(
+                args.recipe, epochs=args.epochs, out=args.out, precision=args.precision,
+                distribute=args.distribute, verbose=0 if args.quiet else "auto",
+            )
+            metric, target = next(iter(result["target"].items()))
+            print(f"{result['recipe']} on {result['backend']}: test {metric} {result['metrics'][metric]:.4f} "
+                  f"(target {target}, {'reached' if result['reached'] else 'NOT reached'}); "
+                  f"{result['images_per_second']:.0f} training images/s")
+            print(f"preset: {result['preset']}")
+            return 0
+        result = training.evaluate(args.preset)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+            print(f"{result['preset']} on {result['backend']}: test {metrics}; "
+                  f"largest difference from recorded outputs {result['expected_output_error']:.2e}")
+        return 0
+    except ValueError as error:
+        print(f"glu-zoo: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Bundled data sets and generators; nothing is downloaded at run time.
+
+`load(name, **options)` returns a `Splits` of NumPy arrays.
+"""
+
+from glu_zoo.data.digits import Splits, load_digits
+from glu_zoo.data.images import load_image_folder
+
+__all__ = ["Splits", "load", "load_digits", "load_image_folder", "list_datasets"]
+
+_LOADERS = {"digits": load_digits}
+
+
+def list_datasets():
+    return sorted(_LOADERS)
+
+
+def load(name, **options):
+    """The named data set's train / validation / test splits."""
+    if name not in _LOADERS:
+        raise ValueError(f"data.load: unknown data set {name!r}; known: {', '.join(list_datasets())}.")
+    return _LOADERS[name](**options)

@@ -1,0 +1,28 @@
+"""Zoo models, one file per model, and their named architectures (timm style).
+
+    model = glu_zoo.models.build("activator_vit_digits", num_layers=2)
+    glu_zoo.models.list_architectures()
+"""
+
+from glu_zoo.models.activator import ARCHITECTURES as _ACTIVATOR, ActivatorViT
+from glu_zoo.models.base import ZooModel
+from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
+
+__all__ = ["ActivatorViT", "ViT", "ZooModel", "build", "list_architectures"]
+
+_ARCHITECTURES = {**_VIT, **_ACTIVATOR}
+
+
+def list_architectures():
+    """Names accepted by `build`, sorted."""
+    return sorted(_ARCHITECTURES)
+
+
+def build(name, **overrides):
+    """The model of a named architecture, with any constructor argument overridden."""
+    if name not in _ARCHITECTURES:
+        raise ValueError(
+            f"build: unknown architecture {name!r}; known: {', '.join(list_architectures())}."
+        )
+    cls, config = _ARCHITECTURES[name]
+    return cls(**{**config, **overrides})

@@ -1,0 +1,167 @@
+"""Save and load presets: a folder with config.json, model.weights.h5 and metadata.json.
+
+Shipped presets live beside this file, one folder each, written by
+`tools/make_presets.py` from the recipes. Loading checks that the three files
+exist, that the weights' sha256 is the one recorded in metadata.json, and
+that the config names the expected class, before any weight is loaded.
+"""
+
+import datetime
+import hashlib
+import json
+import pathlib
+
+import numpy as np
+
+CONFIG, WEIGHTS, METADATA = "config.json", "model.weights.h5", "metadata.json"
+SHIPPED = pathlib.Path(__file__).parent
+FIXED_INPUT_SEED = 1234
+FIXED_INPUT_BATCH = 2
+
+
+class PresetError(ValueError):
+    """A preset that cannot be loaded: unknown, incomplete, altered or mismatched."""
+
+
+def list_presets():
+    """Names of the shipped presets, sorted."""
+    return sorted(p.name for p in SHIPPED.iterdir() if (p / METADATA).is_file())
+
+
+def _resolve(name_or_path):
+    path = pathlib.Path(name_or_path)
+    if path.is_dir():
+        return path
+    if isinstance(name_or_path, str) and "/" not in name_or_path and (SHIPPED / name_or_path).is_dir():
+        return SHIPPED / name_or_path
+    raise PresetError(
+        f"unknown preset {str(name_or_path)!r}: not a preset folder, and not one of the shipped "
+        f"presets: {', '.join(list_presets())}."
+    )
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise PresetError(f"{path}: not a readable JSON file ({error}).") from error
+
+
+def get_metadata(name_or_path):
+    """The metadata.json of a preset, as a dict."""
+    path = _resolve(name_or_path)
+    if not (path / METADATA).is_file():
+        raise PresetError(f"preset {path}: missing file {METADATA}.")
+    return _read_json(path / METADATA)
+
+
+def fixed_input(input_shape):
+    """The fixed input whose outputs a preset records: standard normal
+    float32, seeded, batch of 2, the model's input shape."""
+    rng = np.random.default_rng(FIXED_INPUT_SEED)
+    return rng.normal(size=(FIXED_INPUT_BATCH, *input_shape)).astype("float32")
+
+
+def _input_shape(model):
+    return tuple(int(d) for d in model.inputs[0].shape[1:])
+
+
+def expected_output_error(model, metadata):
+    """Largest absolute difference between the model's outputs on the fixed
+    input and the outputs recorded in the preset's metadata."""
+    recorded = np.asarray(metadata["expected_output"]["values"], dtype="float64")
+    x = fixed_input(metadata["expected_output"]["input_shape"])
+    import keras
+
+    out = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
+    if out.shape != recorded.shape:
+        raise PresetError(f"expected outputs of shape {recorded.shape}; the model gives {out.shape}.")
+    return float(np.max(np.abs(out - recorded)))
+
+
+def save(model, path, metadata=None):
+    """Write `model` as a preset folder at `path`; return the path.
+
+    `metadata` (recipe, data split, test metrics, ...) is extended with the
+    class, parameter count, Keras version, backend, date, sha256 of the
+    weights and the outputs for the fixed input.
+    """
+    import keras
+
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "optimizer", None) is not None:  # a preset holds the model, not the optimizer's state or compile()
+        trained, model = model, type(model).from_config(model.get_config())
+        model.set_weights(trained.get_weights())
+    config = keras.saving.serialize_keras_object(model)
+    (path / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    model.save_weights(path / WEIGHTS)
+    x = fixed_input(_input_shape(model))
+    values = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
+    full = {
+        **(metadata or {}),
+        "class_name": type(model).__name__,
+        "parameters": int(model.count_params()),
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "weights_sha256": _sha256(path / WEIGHTS),
+        "expected_output": {
+            "input": f"numpy default_rng({FIXED_INPUT_SEED}).normal, float32",
+            "input_shape": list(_input_shape(model)),
+            "values": values.tolist(),
+        },
+    }
+    (path / METADATA).write_text(json.dumps(full, indent=2) + "\n")
+    return path
+
+
+def load(name_or_path, expected_class=None):
+    """The model of a preset, its weights verified against metadata.json.
+
+    `expected_class`: a model class; the preset's config must name it (or a
+    subclass). Raises `PresetError` (a ValueError) naming the file on an
+    unknown name, a missing file, a checksum mismatch or a config mismatch.
+    """
+    import keras
+
+    path = _resolve(name_or_path)
+    for name in (CONFIG, WEIGHTS, METADATA):
+        if not (path / name).is_file():
+            raise PresetError(f"preset {path}: missing file {name}; a preset holds {CONFIG}, {WEIGHTS}, {METADATA}.")
+    metadata = _read_json(path / METADATA)
+    recorded = metadata.get("weights_sha256")
+    actual = _sha256(path / WEIGHTS)
+    if actual != recorded:
+        raise PresetError(
+            f"{path / WEIGHTS}: sha256 {actual} does not match {recorded} recorded in "
+            f"{path / METADATA}; the weights are corrupt or altered. Nothing was loaded."
+        )
+    config = _read_json(path / CONFIG)
+    class_name = config.get("class_name") if isinstance(config, dict) else None
+    if class_name != metadata.get("class_name"):
+        raise PresetError(
+            f"{path / CONFIG}: class {class_name!r} does not match {metadata.get('class_name')!r} "
+            f"recorded in {path / METADATA}."
+        )
+    import glu_zoo.models  # noqa: F401  (registers the model classes)
+
+    try:
+        model = keras.saving.deserialize_keras_object(config)
+    except Exception as error:
+        raise PresetError(f"{path / CONFIG}: cannot build the model ({error}).") from error
+    if expected_class is not None and not isinstance(model, expected_class):
+        raise PresetError(
+            f"preset {path} holds a {class_name}, not a {expected_class.__name__}; "
+            f"load it with {class_name}.from_preset or glu_zoo.presets.load."
+        )
+    model.load_weights(path / WEIGHTS)
+    return model

@@ -1,0 +1,92 @@
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from glu_zoo import models, presets, training
+from glu_zoo.presets import PresetError
+
+SHIPPED = ["activator_vit_digits", "activator_vit_reduced_digits", "vit_digits"]
+
+
+def test_the_three_digits_presets_are_shipped():
+    assert set(SHIPPED) <= set(presets.list_presets())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_preset_reproduces_its_outputs_and_test_accuracy(name):
+    metadata = presets.get_metadata(name)
+    cls = getattr(models, metadata["class_name"])
+    model = cls.from_preset(name)
+    assert presets.expected_output_error(model, metadata) <= 1e-4
+    result = training.evaluate(name)
+    recorded = metadata["test_metrics"]["accuracy"]
+    assert abs(result["metrics"]["accuracy"] - recorded) <= 1 / 360 + 1e-9  # at most one of 360 images
+    assert result["metrics"]["accuracy"] >= metadata["recipe"]["target"]
+    assert result["backend"] == keras.backend.backend()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_preset_metadata(name, tmp_path):
+    m = presets.get_metadata(name)
+    for key in ("recipe", "data_split", "test_metrics", "parameters", "keras_version", "backend", "date",
+                "weights_sha256", "expected_output"):
+        assert key in m, key
+    size = sum(f.stat().st_size for f in (presets.registry.SHIPPED / name).iterdir())
+    assert size < 2 * 1024 * 1024
+
+
+def _copy(name, tmp_path):
+    target = tmp_path / name
+    shutil.copytree(presets.registry.SHIPPED / name, target)
+    return target
+
+
+def test_altered_weights_are_refused_before_loading(tmp_path):
+    path = _copy("activator_vit_digits", tmp_path)
+    weights = path / "model.weights.h5"
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(PresetError, match=r"model\.weights\.h5: sha256 [0-9a-f]{64} does not match [0-9a-f]{64}"):
+        presets.load(path)
+
+
+def test_missing_file_is_named(tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    (path / "config.json").unlink()
+    with pytest.raises(PresetError, match=r"missing file config\.json"):
+        models.ViT.from_preset(path)
+
+
+def test_unknown_name_lists_the_shipped_presets():
+    with pytest.raises(PresetError, match=r"unknown preset 'vit_cifar'.*activator_vit_digits, activator_vit_reduced"):
+        presets.load("vit_cifar")
+
+
+def test_wrong_class_is_refused():
+    with pytest.raises(PresetError, match=r"holds a ActivatorViT, not a ViT"):
+        models.ViT.from_preset("activator_vit_digits")
+
+
+def test_config_that_does_not_match_the_metadata_is_refused(tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["class_name"] = "ActivatorViT"
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PresetError, match=r"config\.json: class 'ActivatorViT' does not match 'ViT'"):
+        presets.load(path)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = models.build("activator_vit_digits", num_layers=1, hidden_dim=8, ffn_dim=8)
+    path = model.save_to_preset(tmp_path / "p", metadata={"note": "test"})
+    loaded = models.ActivatorViT.from_preset(path)
+    x = presets.fixed_input((8, 8, 1))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)),
+                               rtol=1e-6, atol=1e-6)
+    m = presets.get_metadata(path)
+    assert m["note"] == "test" and m["parameters"] == model.count_params()
+    assert presets.expected_output_error(loaded, m) < 1e-6

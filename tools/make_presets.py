@@ -1,0 +1,55 @@
+"""Train the shipped presets with their recipes and copy them into glu_zoo/presets/.
+
+    python tools/make_presets.py                       # every recipe, on JAX
+    python tools/make_presets.py vit_digits --backend tensorflow
+
+Each recipe runs `glu-zoo train` in a fresh process (so the backend is set
+before Keras is imported) into runs/presets/<recipe>. A preset is copied only
+if it reached its recipe's target and is under 2 MB; nothing is hand-edited.
+"""
+
+import argparse
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "glu_zoo" / "presets"
+MAX_BYTES = 2 * 1024 * 1024
+
+
+def main():
+    sys.path.insert(0, str(ROOT))
+    from recipes import list_recipes
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipes", nargs="*", default=list_recipes())
+    parser.add_argument("--backend", default="jax", choices=("jax", "tensorflow", "torch"))
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "presets"))
+    args = parser.parse_args()
+    failed = []
+    for name in args.recipes:
+        out = pathlib.Path(args.runs) / name
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "-m", "glu_zoo.cli", "train", name, "--out", str(out), "--backend", args.backend,
+             "--quiet"],
+            check=True,
+        )
+        result = json.loads((out / "result.json").read_text())
+        size = sum(f.stat().st_size for f in (out / "preset").iterdir())
+        if not result["reached"] or size > MAX_BYTES:
+            failed.append(f"{name}: {result['metrics']} (target {result['target']}), {size} bytes")
+            continue
+        target = SHIPPED / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(out / "preset", target)
+        print(f"shipped {name}: {result['metrics']}, {size / 1024:.0f} KiB", flush=True)
+    if failed:
+        sys.exit("not shipped:\n  " + "\n  ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
