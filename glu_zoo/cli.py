@@ -3,7 +3,7 @@
     glu-zoo list
     glu-zoo train activator_vit_digits [--epochs N] [--out DIR] [--backend B]
                   [--precision mixed_bfloat16] [--distribute data]
-    glu-zoo evaluate activator_vit_digits [--json]
+    glu-zoo evaluate activator_vit_digits [--json]     # a preset name, a preset folder or a run folder
 
 `--backend` sets KERAS_BACKEND before Keras is imported.
 """

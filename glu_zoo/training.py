@@ -65,7 +65,12 @@ class _SetEpoch(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.dataset.epoch = epoch
-        keras.utils.set_random_seed((self.seed * 1_000_003 + epoch) % 2**32)
+        if keras.backend.backend() == "torch":
+            # Not keras.utils.set_random_seed: on TensorFlow a new global seed
+            # makes the compiled train function retrace at every epoch.
+            import torch
+
+            torch.manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
         for state in self.model.non_trainable_variables:
             if state.name == "seed_generator_state":
                 seed = keras.ops.convert_to_numpy(state.value)[0]

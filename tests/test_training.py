@@ -46,6 +46,7 @@ def test_train_writes_log_plot_checkpoint_and_a_loadable_preset(tmp_path):
     model = presets.load(tmp_path / "preset")
     assert presets.expected_output_error(model, m) < 1e-5
     assert json.loads((tmp_path / "result.json").read_text())["preset"] == str(tmp_path / "preset")
+    assert presets.get_metadata(tmp_path) == m  # a run folder stands for its preset
 
 
 KILL_SCRIPT = textwrap.dedent("""

@@ -25,12 +25,13 @@ import subprocess
 import sys
 import time
 
+from benchlib import write_block
+
 D_MODEL, BATCH, SEQ = 512, 8, 512
 GATED_HIDDEN, FFN_HIDDEN = 1365, 2048
 LR = 1e-3
 MATMUL_N = 2048
 BACKENDS = ("jax", "tensorflow", "torch")
-MARK_START, MARK_END = "<!-- bench_ffn:start -->", "<!-- bench_ffn:end -->"
 
 
 def train_flops(hidden, gated, tokens=BATCH * SEQ, d=D_MODEL):
@@ -289,18 +290,6 @@ def table(results):
     return "\n".join(lines)
 
 
-def write(path, text):
-    block = f"{MARK_START}\n{text}\n{MARK_END}"
-    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
-    if MARK_START in old:
-        head, rest = old.split(MARK_START, 1)
-        new = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n## FFN layers (`tools/bench_ffn.py`)\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default=",".join(BACKENDS))
@@ -324,7 +313,7 @@ def main():
     text = table(results)
     print(text)
     if args.write:
-        write(args.write, text)
+        write_block(args.write, 'bench_ffn', 'FFN layers (`tools/bench_ffn.py`)', text)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ def list_presets():
 
 def _resolve(name_or_path):
     path = pathlib.Path(name_or_path)
+    if path.is_dir() and not (path / METADATA).exists() and (path / "preset" / METADATA).exists():
+        return path / "preset"  # a training run's folder
     if path.is_dir():
         return path
     if isinstance(name_or_path, str) and "/" not in name_or_path and (SHIPPED / name_or_path).is_dir():
