@@ -3,6 +3,7 @@
 from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
+from glu_zoo.layers.recurrent import LRU, RGLRU, SCAN_MODES, RecurrentBlock
 
 __all__ = [
     "FFN",
@@ -16,4 +17,8 @@ __all__ = [
     "PatchEmbedding",
     "ClassToken",
     "PositionEmbedding",
+    "LRU",
+    "RGLRU",
+    "RecurrentBlock",
+    "SCAN_MODES",
 ]
