@@ -75,7 +75,7 @@ def main(argv=None):
             metric, target = next(iter(result["target"].items()))
             print(f"{result['recipe']} on {result['backend']}: test {metric} {result['metrics'][metric]:.4f} "
                   f"(target {target}, {'reached' if result['reached'] else 'NOT reached'}); "
-                  f"{result['images_per_second']:.0f} training images/s")
+                  f"{result['examples_per_second']:.0f} training examples/s")
             print(f"preset: {result['preset']}")
             return 0
         result = training.evaluate(args.preset)

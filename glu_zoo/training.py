@@ -78,11 +78,11 @@ class _SetEpoch(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images per second of each epoch (training batches only)."""
+    """Training examples per second of each epoch (training batches only)."""
 
-    def __init__(self, num_images):
+    def __init__(self, num_examples):
         super().__init__()
-        self.num_images = num_images
+        self.num_examples = num_examples
         self.per_epoch = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -92,9 +92,9 @@ class Throughput(keras.callbacks.Callback):
         self._last = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.per_epoch.append(self.num_images / (self._last - self._start))
+        self.per_epoch.append(self.num_examples / (self._last - self._start))
 
-    def images_per_second(self):
+    def examples_per_second(self):
         """Median over epochs, leaving out the first (compilation) when there are others."""
         rates = self.per_epoch[1:] or self.per_epoch
         return float(np.median(rates)) if rates else float("nan")
@@ -111,7 +111,10 @@ def _optimizer(recipe, steps_per_epoch, epochs):
             warmup_steps=warmup,
         )
     if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay)
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay)
+        if recipe.no_weight_decay:
+            optimizer.exclude_from_weight_decay(var_names=list(recipe.no_weight_decay))
+        return optimizer
     return keras.optimizers.Adam(lr)
 
 
@@ -128,11 +131,11 @@ def _compile(model, optimizer=None):
     )
 
 
-def _check_images(model, x, split):
+def _check_inputs(model, x, split):
     expected = tuple(int(d) for d in model.inputs[0].shape[1:])
     if tuple(x.shape[1:]) != expected:
         raise ValueError(
-            f"{split} images have shape {tuple(x.shape[1:])} but the model expects {expected} "
+            f"{split} inputs have shape {tuple(x.shape[1:])} but the model expects {expected} "
             f"(expected batch shape (None, {', '.join(map(str, expected))}), received {tuple(x.shape)})."
         )
 
@@ -206,7 +209,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         callbacks: more Keras callbacks, called after the built-in ones.
 
     Returns a dict: `metrics` on the test split, `preset` (the folder),
-    `images_per_second`, `reached` (whether the recipe's target was met).
+    `examples_per_second`, `reached` (whether the recipe's target was met).
     """
     recipe = recipes_lib.get(recipe) if isinstance(recipe, str) else recipe
     epochs = recipe.epochs if epochs is None else epochs
@@ -226,7 +229,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
     with _precision(precision), _distribution(distribute):
         model = models.build(recipe.architecture, **recipe.model_overrides)
         for x, split in ((x_train, "training"), (x_test, "test")):
-            _check_images(model, x, split)
+            _check_inputs(model, x, split)
         dataset = EpochShuffled(x_train, y_train, recipe.batch_size, recipe.seed, drop_remainder=bool(distribute))
         _compile(model, _optimizer(recipe, len(dataset), epochs))
         throughput = Throughput(len(dataset) * recipe.batch_size if distribute else len(x_train))
@@ -262,10 +265,9 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
     plot_curves(log, out / "curves.png", recipe.metric)
     metadata = {
         "recipe": recipe.to_dict(),
-        "data_split": f"{recipe.data}: test = train_test_split(test_size=0.2, stratify=y, random_state=0), "
-                      f"{len(x_test)} images; validation {len(x_val)} carved from the training part",
+        "data_split": splits.description,
         "test_metrics": metrics,
-        "images_per_second": throughput.images_per_second(),
+        "examples_per_second": throughput.examples_per_second(),
         "epochs": epochs,
         "precision": precision,
         "distribute": distribute,
@@ -277,7 +279,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         "metrics": metrics,
         "target": {recipe.metric: recipe.target},
         "reached": metrics.get(recipe.metric, float("-inf")) >= recipe.target,
-        "images_per_second": throughput.images_per_second(),
+        "examples_per_second": throughput.examples_per_second(),
         "preset": str(preset),
         "out": str(out),
     }
@@ -295,15 +297,15 @@ def _as_float32(model, recipe):
 def evaluate(name_or_path):
     """Test metrics of a preset on its recipe's test split, on the current backend.
 
-    Returns a dict with `metrics`, `backend`, `preset`, `recipe` and
-    `expected_output_error` (largest difference from the recorded outputs).
+    Returns a dict with `metrics`, `backend`, `preset`, `recipe`, `examples`
+    (the test split's size) and `expected_output_error` (largest difference from the recorded outputs).
     """
     metadata = presets.get_metadata(name_or_path)
     model = presets.load(name_or_path)
     recipe = recipes_lib.Recipe(**metadata["recipe"])
     splits = data_lib.load(recipe.data, **recipe.data_options)
     x_test, y_test = splits.test
-    _check_images(model, x_test, "test")
+    _check_inputs(model, x_test, "test")
     _compile(model)
     scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     return {
@@ -311,5 +313,6 @@ def evaluate(name_or_path):
         "recipe": recipe.name,
         "backend": keras.backend.backend(),
         "metrics": {k: float(v) for k, v in scores.items() if k != "compile_metrics"},
+        "examples": len(x_test),
         "expected_output_error": presets.expected_output_error(model, metadata),
     }

@@ -31,6 +31,8 @@ class Recipe:
     optimizer: str = "adam"  # adam or adamw
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    # Variables whose name contains one of these are not decayed (AdamW).
+    no_weight_decay: tuple = ()
     schedule: str = "constant"  # constant or cosine
     warmup_epochs: int = 0
     model_overrides: dict = dataclasses.field(default_factory=dict)
@@ -40,11 +42,12 @@ class Recipe:
     def __post_init__(self):
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"Recipe {self.name}: `optimizer` must be 'adam' or 'adamw'; got {self.optimizer!r}.")
+        object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))  # from JSON: a list
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"Recipe {self.name}: `schedule` must be 'constant' or 'cosine'; got {self.schedule!r}.")
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "no_weight_decay": list(self.no_weight_decay)}
 
 
 def list_recipes():

@@ -42,7 +42,7 @@ def test_train_writes_log_plot_checkpoint_and_a_loadable_preset(tmp_path):
     assert not (tmp_path / "backup").exists()  # BackupAndRestore removes it after a finished run
     m = presets.get_metadata(tmp_path / "preset")
     assert m["test_metrics"] == result["metrics"] and m["backend"] == BACKEND
-    assert m["recipe"]["name"] == "activator_vit_digits" and result["images_per_second"] > 0
+    assert m["recipe"]["name"] == "activator_vit_digits" and result["examples_per_second"] > 0
     model = presets.load(tmp_path / "preset")
     assert presets.expected_output_error(model, m) < 1e-5
     assert json.loads((tmp_path / "result.json").read_text())["preset"] == str(tmp_path / "preset")
@@ -145,5 +145,38 @@ def test_bad_arguments(tmp_path):
 
 def test_images_of_the_wrong_size_are_refused(tmp_path):
     recipe = tiny_recipe(data_options={"upsample": 2, "validation_size": 0.1})
-    with pytest.raises(ValueError, match=r"training images have shape \(16, 16, 1\) but the model expects \(8, 8, 1\)"):
+    with pytest.raises(ValueError, match=r"training inputs have shape \(16, 16, 1\) but the model expects \(8, 8, 1\)"):
         training.train(recipe, out=tmp_path, verbose=0)
+
+
+LISTOPS_TINY = {"num_train": 64, "num_validation": 16, "num_test": 32, "max_depth": 4, "max_args": 4,
+                "min_length": 5, "max_length": 40, "seed": 1}
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("lru_listops", {"num_layers": 1, "hidden_dim": 8, "state_dim": 8, "sequence_length": 40}),
+    ("transformer_listops", {"num_layers": 1, "hidden_dim": 8, "num_heads": 2, "mlp_dim": 8,
+                             "sequence_length": 40}),
+])
+def test_a_sequence_recipe_trains_into_a_token_preset(name, overrides, tmp_path):
+    recipe = dataclasses.replace(recipes.get(name), epochs=2, batch_size=16, data_options=LISTOPS_TINY,
+                                 model_overrides=overrides)
+    result = training.train(recipe, out=tmp_path, verbose=0)
+    assert 0.0 <= result["metrics"]["accuracy"] <= 1.0 and np.isfinite(result["metrics"]["loss"])
+    m = presets.get_metadata(tmp_path / "preset")
+    expected = m["expected_output"]
+    assert (expected["input_dtype"], expected["input_high"], expected["input_shape"]) == ("int32", 16, [40])
+    assert "listops (LRA grammar, seed 1" in m["data_split"]
+    evaluated = training.evaluate(tmp_path / "preset")
+    assert evaluated["expected_output_error"] < 1e-5
+    assert abs(evaluated["metrics"]["accuracy"] - result["metrics"]["accuracy"]) < 1e-6
+
+
+def test_recurrence_parameters_are_not_weight_decayed():
+    from glu_zoo.layers import LRUBlock
+
+    recipe = recipes.get("lru_listops")
+    optimizer = training._optimizer(recipe, steps_per_epoch=10, epochs=1)
+    model = keras.Sequential([keras.Input((5, 4)), LRUBlock(3)])
+    decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"B_re", "B_im", "C_re", "C_im", "D", "kernel", "bias", "gamma", "beta"}

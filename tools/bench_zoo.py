@@ -50,7 +50,7 @@ def run_recipe(name, out):
     return {
         "kind": "recipe", "name": name, "backend": keras.backend.backend(), "parameters": params,
         "accuracy": result["metrics"]["accuracy"], "target": recipe.target,
-        "images_per_second": result["images_per_second"],
+        "examples_per_second": result["examples_per_second"],
         "peak_mib": _peak_mib(), "training_mib": _peak_mib() - baseline,
     }
 
@@ -128,7 +128,7 @@ def run_official(variant, seed=0):
     return {
         "kind": "official", "name": f"official Activator ({variant})", "backend": f"torch {torch.__version__}",
         "parameters": sum(p.numel() for p in model.parameters()), "accuracy": accuracy, "target": None,
-        "images_per_second": float(np.median(rates[1:])), "peak_mib": _peak_mib(),
+        "examples_per_second": float(np.median(rates[1:])), "peak_mib": _peak_mib(),
         "training_mib": _peak_mib() - baseline,
     }
 
@@ -146,7 +146,7 @@ def table(rows):
         target = "" if r["target"] is None else f"{r['target']:.3f}"
         lines.append(
             f"| {r['name']} | {r['backend']} | {r['parameters']:,} | {r['accuracy']:.4f} | {target} | "
-            f"{r['images_per_second']:,.0f} | {r['peak_mib']:,.0f} | {r['training_mib']:,.0f} |"
+            f"{r['examples_per_second']:,.0f} | {r['peak_mib']:,.0f} | {r['training_mib']:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -174,7 +174,7 @@ def main():
         cmd = [sys.executable, __file__, "--worker", kind, name, "--runs", runs]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.split("RESULT ", 1)[1]))
-        print(f"{backend} {name}: {rows[-1]['accuracy']:.4f}, {rows[-1]['images_per_second']:,.0f} img/s",
+        print(f"{backend} {name}: {rows[-1]['accuracy']:.4f}, {rows[-1]['examples_per_second']:,.0f} img/s",
               file=sys.stderr, flush=True)
     text = table(rows)
     print(text)

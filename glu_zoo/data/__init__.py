@@ -5,10 +5,11 @@
 
 from glu_zoo.data.digits import Splits, load_digits
 from glu_zoo.data.images import load_image_folder
+from glu_zoo.data.listops import load_listops
 
-__all__ = ["Splits", "load", "load_digits", "load_image_folder", "list_datasets"]
+__all__ = ["Splits", "load", "load_digits", "load_listops", "load_image_folder", "list_datasets"]
 
-_LOADERS = {"digits": load_digits}
+_LOADERS = {"digits": load_digits, "listops": load_listops}
 
 
 def list_datasets():

@@ -16,6 +16,7 @@ class Splits:
     validation: tuple
     test: tuple
     num_classes: int
+    description: str = ""
 
     @property
     def image_shape(self):
@@ -78,4 +79,6 @@ def load_digits(upsample=1, normalize="unit", validation_size=0.1, seed=0):
         validation=(prep(x_val), y_val),
         test=(prep(x_test), y_test),
         num_classes=10,
+        description=f"digits: test = train_test_split(test_size={TEST_SIZE}, stratify=y, random_state={TEST_SEED}), "
+                    f"{len(x_test)} images; validation {len(x_val)} carved from the training part",
     )

@@ -3,7 +3,7 @@
 from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
-from glu_zoo.layers.recurrent import LRU, RGLRU, SCAN_MODES, RecurrentBlock
+from glu_zoo.layers.recurrent import LRU, RGLRU, SCAN_MODES, LRUBlock, RecurrentBlock
 
 __all__ = [
     "FFN",
@@ -18,6 +18,7 @@ __all__ = [
     "ClassToken",
     "PositionEmbedding",
     "LRU",
+    "LRUBlock",
     "RGLRU",
     "RecurrentBlock",
     "SCAN_MODES",

@@ -17,21 +17,30 @@ from keras import ops
 
 from glu_zoo.layers.ffn import _check_positive_int, _fresh
 
-__all__ = ["LRU", "RGLRU", "RecurrentBlock", "SCAN_MODES"]
+__all__ = ["LRU", "LRUBlock", "RGLRU", "RecurrentBlock", "SCAN_MODES"]
 
 SCAN_MODES = ("auto", "parallel", "sequential")
 
-# mode="auto" → mode, per backend and device kind. The table comes from
-# tools/bench_scan.py measurements (REFERENCE §6): on the 2-core CPU, JAX's
-# sequential `ops.scan` (one compiled lax.scan) is ~2× faster than the
-# associative scan at T = 4096; the parallel form pays off where there are
-# many cores to fill (GPU/TPU). TODO: the TensorFlow and torch rows and the
-# accelerator column are not measured yet (eager torch runs "sequential" as
-# a Python loop over time steps).
+# mode="auto" → mode, per backend and device kind, from tools/bench_scan.py
+# (docs/benchmarks.md): rows (largest T, mode in training, mode at
+# inference), the first row whose T bound holds wins (None: any T; an
+# unknown T takes the last row). "Training" is Keras's `training=True` (fit),
+# or on torch any call with gradients enabled.
+# - JAX, 2-core CPU: one compiled lax.scan beats the associative scan at
+#   every T, forward and train step (about 2× at T = 4096).
+# - TensorFlow, CPU: tf.scan is faster at T = 256 but its gradient under XLA
+#   grows quadratically in T (61 s against 11.5 s at T = 4096).
+# - torch, CPU (eager): "sequential" is a Python loop over time steps; it
+#   still wins the forward pass at short T, and loses every train step.
+# - accelerators: not measured here (no GPU was lent); the parallel form is
+#   the one that fills their cores.
 _AUTO_MODE = {
-    "jax": {"cpu": "sequential", "accelerator": "parallel"},
-    "tensorflow": {"cpu": "sequential", "accelerator": "parallel"},
-    "torch": {"cpu": "sequential", "accelerator": "parallel"},
+    "jax": {"cpu": ((None, "sequential", "sequential"),),
+            "accelerator": ((None, "parallel", "parallel"),)},
+    "tensorflow": {"cpu": ((256, "sequential", "sequential"), (None, "parallel", "parallel")),
+                   "accelerator": ((None, "parallel", "parallel"),)},
+    "torch": {"cpu": ((256, "parallel", "sequential"), (None, "parallel", "parallel")),
+              "accelerator": ((None, "parallel", "parallel"),)},
 }
 
 _MAX_SQRT_GRADIENT = 1000.0  # as recurrentgemma's SqrtBoundDerivative
@@ -51,11 +60,24 @@ def _has_accelerator():
         return False
 
 
-def _resolve_mode(mode):
+def _training(training):
+    if training is not None:
+        return bool(training)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.is_grad_enabled()
+    return False
+
+
+def _resolve_mode(mode, length=None, training=None):
+    """The scan mode: `mode` itself, or for "auto" the row of `_AUTO_MODE`
+    for this backend, device kind, sequence length and training flag."""
     if mode != "auto":
         return mode
-    table = _AUTO_MODE.get(keras.backend.backend(), {"cpu": "sequential", "accelerator": "parallel"})
-    return table["accelerator" if _has_accelerator() else "cpu"]
+    rows = _AUTO_MODE[keras.backend.backend()]["accelerator" if _has_accelerator() else "cpu"]
+    row = next((r for r in rows if r[0] is None or (length is not None and length <= r[0])), rows[-1])
+    return row[1] if _training(training) else row[2]
 
 
 def _check_mode(mode, owner):
@@ -153,7 +175,7 @@ def _sequential_scan(step, init, xs):
     return ops.scan(step, init, xs)[1]
 
 
-def _linear_scan(a, b, h0=None, mode="sequential"):
+def _linear_scan(a, b, h0=None, mode="sequential", training=None):
     """All states of h_t = a_t ⊗ h_{t−1} + b_t along axis 1, with h_{−1} = h0 (or 0).
 
     `a`, `b`: lists of (batch, time, features) tensors, one for a real
@@ -165,7 +187,7 @@ def _linear_scan(a, b, h0=None, mode="sequential"):
     an associative scan along axis 1 (REFERENCE §6).
     """
     dtype = keras.backend.standardize_dtype(b[0].dtype)
-    mode = _resolve_mode(mode)
+    mode = _resolve_mode(mode, b[0].shape[1], training)
     time_major = [ops.transpose(ops.cast(t, "float32"), (1, 0, 2)) for t in (*a, *b)]
     n = len(a)
     a, b = time_major[:n], time_major[n:]
@@ -299,7 +321,7 @@ class _Recurrent(keras.layers.Layer):
         out = tuple(input_shape) if self.return_sequences else (input_shape[0], input_shape[-1])
         return (out, (input_shape[0], self.state_size)) if self.return_state else out
 
-    def compute_output_spec(self, inputs, initial_state=None, mask=None):
+    def compute_output_spec(self, inputs, initial_state=None, mask=None, training=None):
         shape = tuple(inputs.shape)
         out = shape if self.return_sequences else (shape[0], shape[-1])
         y = keras.KerasTensor(out, dtype=inputs.dtype)
@@ -416,7 +438,7 @@ class LRU(_Recurrent):
         self.D = self.add_weight(name="D", shape=(d,),
                                  initializer=keras.initializers.RandomNormal(stddev=1.0))
 
-    def call(self, inputs, initial_state=None, mask=None):
+    def call(self, inputs, initial_state=None, mask=None, training=None):
         self._check_inputs(inputs.shape, inputs.dtype)
         dtype = inputs.dtype
         x = ops.cast(inputs, "float32")
@@ -435,7 +457,7 @@ class LRU(_Recurrent):
         if initial_state is not None:
             self._check_state(initial_state, inputs)
             h0 = ops.split(ops.cast(initial_state, "float32"), 2, axis=-1)
-        h_re, h_im = _linear_scan([a_re, a_im], [b_re, b_im], h0, self.mode)
+        h_re, h_im = _linear_scan([a_re, a_im], [b_re, b_im], h0, self.mode, training)
         y = ops.matmul(h_re, self.C_re) - ops.matmul(h_im, self.C_im) + x * self.D
         state = ops.concatenate([h_re[:, -1], h_im[:, -1]], axis=-1)
         return self._finish(y, state, mask, dtype)
@@ -448,6 +470,90 @@ class LRU(_Recurrent):
             "r_max": self.r_max,
             "max_phase": self.max_phase,
             "return_sequences": self.return_sequences,
+        }
+
+
+@keras.saving.register_keras_serializable(package="glu_zoo")
+class LRUBlock(keras.layers.Layer):
+    """Orvieto et al.'s LRU block: LRU → GELU → GLU → residual → norm.
+
+    u = Dropout(GELU(LRU(x))), g = u·W + b split in halves (value, gate),
+    output = LayerNorm(x + Dropout(value ⊗ σ(gate))); with `norm_first` the
+    norm moves in front: output = x + Dropout(value ⊗ σ(gate)) computed from
+    LRU(LayerNorm(x)). Weights: the `lru` sub-layer's, `glu` (a Dense, kernel
+    (d, 2d), [:d] value, [d:] gate) and `norm` (LayerNormalization).
+
+    Args:
+        state_dim, r_min, r_max, max_phase, mode: the LRU's (see `LRU`).
+        dropout: rate in [0, 1) after the GELU and after the GLU.
+        norm_first: pre-norm instead of the post-norm of the paper's block.
+        return_state: also return the LRU state, (outputs, state); pass it
+            back as `initial_state` to run a sequence in chunks.
+
+    `mask` goes to the LRU (padded steps keep its state).
+
+        block = LRUBlock(128)
+        y = block(np.ones((2, 100, 64), "float32"))
+        y.shape  # (2, 100, 64)
+    """
+
+    def __init__(self, state_dim, r_min=0.0, r_max=1.0, max_phase=2 * math.pi, dropout=0.0,
+                 norm_first=False, mode="auto", return_state=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"LRUBlock: `dropout` must be a number in [0, 1); got {dropout!r}.")
+        _check_bool("norm_first", norm_first, "LRUBlock")
+        _check_bool("return_state", return_state, "LRUBlock")
+        self.lru = LRU(state_dim, r_min=r_min, r_max=r_max, max_phase=max_phase, mode=mode,
+                       return_state=True, dtype=self.dtype_policy, name="lru")
+        self.state_dim, self.r_min, self.r_max = state_dim, float(r_min), float(r_max)
+        self.max_phase, self.mode = float(max_phase), mode
+        self.dropout, self.norm_first, self.return_state = float(dropout), norm_first, return_state
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="norm")
+        self.drop = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
+        self.glu = None
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"LRUBlock '{self.name}': `inputs` must have shape (batch, time, features) "
+                             f"with known features; got shape {tuple(input_shape)}.")
+        d = int(input_shape[-1])
+        self.glu = keras.layers.Dense(2 * d, dtype=self.dtype_policy, name="glu")
+        self.norm.build(input_shape)
+        self.lru.build(input_shape)
+        self.glu.build(input_shape)
+
+    def call(self, inputs, initial_state=None, mask=None, training=None):
+        x = self.norm(inputs) if self.norm_first else inputs
+        u, state = self.lru(x, initial_state=initial_state, mask=mask, training=training)
+        u = self.drop(ops.gelu(u, approximate=False), training=training)
+        value, gate = ops.split(self.glu(u), 2, axis=-1)
+        out = inputs + self.drop(value * ops.sigmoid(gate), training=training)
+        if not self.norm_first:
+            out = self.norm(out)
+        return (out, state) if self.return_state else out
+
+    def compute_output_spec(self, inputs, initial_state=None, mask=None, training=None):
+        y = keras.KerasTensor(tuple(inputs.shape), dtype=self.compute_dtype)
+        if not self.return_state:
+            return y
+        return y, keras.KerasTensor((inputs.shape[0], 2 * self.state_dim), dtype="float32")
+
+    def compute_mask(self, inputs, mask=None):
+        return (mask, None) if self.return_state else mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "state_dim": self.state_dim,
+            "r_min": self.r_min,
+            "r_max": self.r_max,
+            "max_phase": self.max_phase,
+            "dropout": self.dropout,
+            "norm_first": self.norm_first,
+            "mode": self.mode,
+            "return_state": self.return_state,
         }
 
 
@@ -546,7 +652,7 @@ class RGLRU(_Recurrent):
                                              initializer=_fresh(kernel))
         self.a_gate_bias = self.add_weight(name="a_gate_bias", shape=(h, w), initializer="zeros")
 
-    def call(self, inputs, initial_state=None, mask=None):
+    def call(self, inputs, initial_state=None, mask=None, training=None):
         self._check_inputs(inputs.shape, inputs.dtype)
         dtype = inputs.dtype
         x = ops.cast(inputs, "float32")
@@ -570,7 +676,7 @@ class RGLRU(_Recurrent):
         b = x * gate_x * multiplier
         if m is not None:
             a, b = ops.where(m, a, 1.0), ops.where(m, b, 0.0)
-        (h,) = _linear_scan([a], [b], h0, self.mode)
+        (h,) = _linear_scan([a], [b], h0, self.mode, training)
         return self._finish(h, h[:, -1], mask, dtype)
 
     def get_config(self):
@@ -690,7 +796,7 @@ class RecurrentBlock(keras.layers.Layer):
             out = out + padded[:, tap:tap + t] * self.conv_kernel[tap]
         return out, padded[:, -(k - 1):]
 
-    def call(self, inputs, initial_state=None, mask=None):
+    def call(self, inputs, initial_state=None, mask=None, training=None):
         if len(inputs.shape) != 3 or inputs.shape[-1] != self.width:
             raise ValueError(f"RecurrentBlock '{self.name}': `inputs` must have shape (batch, time, "
                              f"{self.width}); got shape {tuple(inputs.shape)}.")
@@ -711,14 +817,14 @@ class RecurrentBlock(keras.layers.Layer):
         y = ops.gelu(ops.matmul(normed, self.linear_y_kernel) + self.linear_y_bias, approximate=True)
         u = ops.matmul(normed, self.linear_x_kernel) + self.linear_x_bias
         u, conv_state = self._conv(u, conv_state)
-        h, lru_state = self.rg_lru(u, initial_state=lru_state, mask=mask)
+        h, lru_state = self.rg_lru(u, initial_state=lru_state, mask=mask, training=training)
         out = ops.matmul(ops.cast(h, y.dtype) * y, self.linear_out_kernel) + self.linear_out_bias
         if mask is not None:
             out = ops.where(ops.expand_dims(ops.cast(mask, "bool"), -1), out, 0.0)
         out = ops.cast(inputs, out.dtype) + out
         return (out, (conv_state, lru_state)) if self.return_state else out
 
-    def compute_output_spec(self, inputs, initial_state=None, mask=None):
+    def compute_output_spec(self, inputs, initial_state=None, mask=None, training=None):
         shape = tuple(inputs.shape)
         y = keras.KerasTensor(shape, dtype=self.compute_dtype)
         if not self.return_state:

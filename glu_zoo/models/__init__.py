@@ -6,11 +6,14 @@
 
 from glu_zoo.models.activator import ARCHITECTURES as _ACTIVATOR, ActivatorViT
 from glu_zoo.models.base import ZooModel
+from glu_zoo.models.lru_classifier import ARCHITECTURES as _LRU, LRUClassifier
+from glu_zoo.models.transformer_classifier import ARCHITECTURES as _TRANSFORMER, TransformerClassifier
 from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
 
-__all__ = ["ActivatorViT", "ViT", "ZooModel", "build", "list_architectures"]
+__all__ = ["ActivatorViT", "LRUClassifier", "TransformerClassifier", "ViT", "ZooModel", "build",
+           "list_architectures"]
 
-_ARCHITECTURES = {**_VIT, **_ACTIVATOR}
+_ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER}
 
 
 def list_architectures():

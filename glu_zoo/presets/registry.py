@@ -65,22 +65,34 @@ def get_metadata(name_or_path):
     return _read_json(path / METADATA)
 
 
-def fixed_input(input_shape):
-    """The fixed input whose outputs a preset records: standard normal
-    float32, seeded, batch of 2, the model's input shape."""
+def fixed_input(input_shape, dtype="float32", high=None):
+    """The fixed input whose outputs a preset records, batch of 2, the model's
+    input shape: seeded standard normal float32, or for integer inputs
+    (token ids) seeded integers in [1, high)."""
     rng = np.random.default_rng(FIXED_INPUT_SEED)
-    return rng.normal(size=(FIXED_INPUT_BATCH, *input_shape)).astype("float32")
+    shape = (FIXED_INPUT_BATCH, *input_shape)
+    if dtype.startswith(("int", "uint")):
+        return rng.integers(1, high, size=shape).astype(dtype)
+    return rng.normal(size=shape).astype("float32")
 
 
-def _input_shape(model):
-    return tuple(int(d) for d in model.inputs[0].shape[1:])
+def _input_spec(model):
+    """(shape without batch, dtype, high): high is the vocabulary size for token inputs."""
+    import keras
+
+    spec = model.inputs[0]
+    shape = tuple(int(d) for d in spec.shape[1:])
+    dtype = keras.backend.standardize_dtype(spec.dtype)
+    high = getattr(model, "vocabulary_size", None) if dtype.startswith(("int", "uint")) else None
+    return shape, dtype, high
 
 
 def expected_output_error(model, metadata):
     """Largest absolute difference between the model's outputs on the fixed
     input and the outputs recorded in the preset's metadata."""
-    recorded = np.asarray(metadata["expected_output"]["values"], dtype="float64")
-    x = fixed_input(metadata["expected_output"]["input_shape"])
+    expected = metadata["expected_output"]
+    recorded = np.asarray(expected["values"], dtype="float64")
+    x = fixed_input(expected["input_shape"], expected.get("input_dtype", "float32"), expected.get("input_high"))
     import keras
 
     out = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
@@ -106,7 +118,8 @@ def save(model, path, metadata=None):
     config = keras.saving.serialize_keras_object(model)
     (path / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     model.save_weights(path / WEIGHTS)
-    x = fixed_input(_input_shape(model))
+    shape, dtype, high = _input_spec(model)
+    x = fixed_input(shape, dtype, high)
     values = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
     full = {
         **(metadata or {}),
@@ -117,8 +130,11 @@ def save(model, path, metadata=None):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "weights_sha256": _sha256(path / WEIGHTS),
         "expected_output": {
-            "input": f"numpy default_rng({FIXED_INPUT_SEED}).normal, float32",
-            "input_shape": list(_input_shape(model)),
+            "input": (f"numpy default_rng({FIXED_INPUT_SEED}).integers(1, {high}), {dtype}" if high
+                      else f"numpy default_rng({FIXED_INPUT_SEED}).normal, float32"),
+            "input_shape": list(shape),
+            "input_dtype": dtype,
+            "input_high": high,
             "values": values.tolist(),
         },
     }

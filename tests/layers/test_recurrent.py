@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from glu_zoo.layers import LRU, RGLRU, RecurrentBlock
+from glu_zoo.layers import LRU, RGLRU, LRUBlock, RecurrentBlock
 from glu_zoo.layers import recurrent
 from tests.conftest import BACKEND, central_difference, input_grads, to_numpy, weight_grads
 
@@ -292,8 +292,34 @@ def test_mask_from_a_masking_layer_in_a_model_of_unknown_length(mode):
 
 def test_auto_mode_table():
     assert set(recurrent._AUTO_MODE) == {"jax", "tensorflow", "torch"}
-    assert recurrent._resolve_mode("auto") in ("parallel", "sequential")
-    assert recurrent._resolve_mode("parallel") == "parallel"
+    for backend, devices in recurrent._AUTO_MODE.items():
+        assert set(devices) == {"cpu", "accelerator"}
+        for rows in devices.values():
+            assert rows[-1][0] is None  # the last row takes any T
+            bounds = [r[0] for r in rows[:-1]]
+            assert bounds == sorted(bounds) and all(isinstance(b, int) for b in bounds)
+            assert all(m in ("parallel", "sequential") for r in rows for m in r[1:])
+    rows = recurrent._AUTO_MODE[BACKEND]["cpu"]
+    for length in (1, 256, 257, 4096, 16384, None):
+        for training in (True, False):
+            row = next(r for r in rows if r[0] is None or (length is not None and length <= r[0]))
+            assert recurrent._resolve_mode("auto", length, training) == row[1 if training else 2]
+    assert recurrent._resolve_mode("parallel", 16384, True) == "parallel"
+    assert recurrent._resolve_mode("sequential", 1, False) == "sequential"
+
+
+def test_auto_follows_the_training_flag_that_keras_passes(monkeypatch):
+    """fit passes training=True down to the scan; predict passes False."""
+    seen = []
+    resolve = recurrent._resolve_mode
+    monkeypatch.setattr(recurrent, "_resolve_mode", lambda m, n=None, t=None: seen.append(t) or resolve(m, n, t))
+    model = keras.Sequential([keras.Input((T, D)), LRU(N)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(X, X, epochs=1, verbose=0)
+    assert True in seen
+    seen.clear()
+    model.predict(X, verbose=0)
+    assert seen and not any(seen)
 
 
 # --- gradients -------------------------------------------------------------------------
@@ -390,6 +416,8 @@ LAYERS = {
     "lru_last": lambda: LRU(N, return_sequences=False, name="rec"),
     "rglru": lambda: RGLRU(D, num_heads=2, c=6.0, min_rad=0.8, mode="sequential", name="rec"),
     "block": lambda: RecurrentBlock(D, lru_width=6, num_heads=3, conv_width=3, min_rad=0.5, name="rec"),
+    "lru_block": lambda: LRUBlock(N, r_min=0.1, r_max=0.8, dropout=0.2, norm_first=True, mode="parallel",
+                                  name="rec"),
 }
 
 
@@ -510,3 +538,71 @@ def test_block_bad_inputs_and_state():
         block(X, initial_state=(np.zeros((B, 2, 6), "float32"), np.zeros((B, 6), "float32")))
     with pytest.raises(ValueError, match=r"`initial_state` must be a pair"):
         block(X, initial_state=np.zeros((B, 6), "float32"))
+
+
+# --- LRUBlock (Orvieto et al.'s block) -------------------------------------------------
+
+def _layer_norm(x, gamma, beta, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * gamma + beta
+
+
+def lru_block_ref(x, w, mask=None, norm_first=False, h0=None):
+    """LN(x + value ⊗ σ(gate)), [value | gate] = GELU(LRU(x))·W + b (pre-norm: LN first)."""
+    x = x.astype(np.float64)
+    ln = lambda t: _layer_norm(t, w["gamma"], w["beta"])  # noqa: E731
+    y, h = lru_ref(ln(x) if norm_first else x, w, h0, mask)
+    g = (0.5 * y * (1 + np.vectorize(math.erf)(y / math.sqrt(2)))) @ w["kernel"] + w["bias"]
+    d = x.shape[-1]
+    out = x + g[..., :d] * _sigmoid(g[..., d:])
+    return (out if norm_first else ln(out)), h
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_lru_block_matches_numpy_reference(mode, norm_first):
+    block = LRUBlock(N, r_min=0.5, r_max=0.95, norm_first=norm_first, mode=mode, return_state=True)
+    block.build(X.shape)
+    w = _randomise(block, skip=("nu_log", "theta_log", "gamma_log"))
+    mask = np.ones((B, T), bool)
+    mask[0, 9:] = False
+    h0 = RNG.normal(size=(B, 2 * N)).astype("float32")
+    for kwargs in (dict(), dict(mask=mask), dict(initial_state=h0)):
+        y, h = block(X, **kwargs)
+        y_ref, h_ref = lru_block_ref(X, w, kwargs.get("mask"), norm_first, kwargs.get("initial_state"))
+        np.testing.assert_allclose(to_numpy(y), y_ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(to_numpy(h), h_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_lru_block_weights_and_chunked_run():
+    block = LRUBlock(N, return_state=True)
+    x = RNG.normal(size=(B, 40, D)).astype("float32")
+    whole, h_whole = block(x)
+    assert sorted(w.path.split("/", 1)[1] for w in block.weights) == sorted(
+        ["lru/nu_log", "lru/theta_log", "lru/gamma_log", "lru/B_re", "lru/B_im", "lru/C_re", "lru/C_im",
+         "lru/D", "glu/kernel", "glu/bias", "norm/gamma", "norm/beta"])
+    assert tuple(block.glu.kernel.shape) == (D, 2 * D)
+    first, h = block(x[:, :25])
+    second, h = block(x[:, 25:], initial_state=h)
+    np.testing.assert_allclose(to_numpy(keras.ops.concatenate([first, second], 1)), to_numpy(whole),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(h), to_numpy(h_whole), rtol=1e-5, atol=1e-5)
+
+
+def test_lru_block_dropout_only_in_training():
+    block = LRUBlock(N, dropout=0.5)
+    a, b = to_numpy(block(X)), to_numpy(block(X, training=False))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # "auto" may pick another scan on torch
+    assert not np.allclose(to_numpy(block(X, training=True)), a, atol=1e-3)
+
+
+def test_lru_block_bad_arguments():
+    with pytest.raises(ValueError, match=r"LRUBlock: `dropout` must be a number in \[0, 1\); got 1.0"):
+        LRUBlock(N, dropout=1.0)
+    with pytest.raises(ValueError, match=r"LRUBlock: `norm_first` must be True or False; got 'yes'"):
+        LRUBlock(N, norm_first="yes")
+    with pytest.raises(ValueError, match=r"LRU: `r_min` must be smaller than `r_max`"):
+        LRUBlock(N, r_min=0.9, r_max=0.5)
+    with pytest.raises(ValueError, match=r"unknown `mode` 'fast'"):
+        LRUBlock(N, mode="fast")
+    with pytest.raises(ValueError, match=r"`inputs` must have shape \(batch, time, features\)"):
+        LRUBlock(N)(np.zeros((B, D), "float32"))

@@ -1,0 +1,136 @@
+"""LRUClassifier and its attention baseline, TransformerClassifier."""
+
+import keras
+import numpy as np
+import pytest
+
+import glu_zoo.models
+from glu_zoo.models import LRUClassifier, TransformerClassifier
+from tests.conftest import to_numpy
+from tests.layers.test_recurrent import lru_block_ref
+from tests.models import check_config_round_trip, check_fit_step, check_keras_round_trip
+
+RNG = np.random.default_rng(11)
+V, L = 9, 20
+LRU_SMALL = dict(vocabulary_size=V, sequence_length=L, num_classes=3, hidden_dim=8, state_dim=6, num_layers=2,
+                 dropout=0.1)
+TRANSFORMER_SMALL = dict(vocabulary_size=V, sequence_length=L, num_classes=3, hidden_dim=8, num_layers=2,
+                         num_heads=2, mlp_dim=12, dropout=0.1)
+MODELS = {"lru": (LRUClassifier, LRU_SMALL), "transformer": (TransformerClassifier, TRANSFORMER_SMALL)}
+
+
+def tokens(batch=4, length=L, lengths=(20, 13, 5, 1)):
+    x = RNG.integers(1, V, size=(batch, length)).astype("int32")
+    for row, n in enumerate(lengths[:batch]):
+        x[row, n:] = 0
+    return x
+
+
+X = tokens()
+Y = np.array([0, 1, 2, 1])
+
+
+def _named(layer):
+    return {w.name: to_numpy(w).astype(np.float64) for w in layer.weights}
+
+
+def lru_classifier_reference(model, x, norm_first=False):
+    """Embedding, LRU blocks with the padding mask, mean over valid steps, head."""
+    mask = x != 0
+    h = _named(model.get_layer("token_embedding"))["embeddings"][x]
+    for i in range(model.num_layers):
+        h, _ = lru_block_ref(h, _named(model.get_layer(f"block_{i}")), mask=mask, norm_first=norm_first)
+    if norm_first:
+        w = _named(model.get_layer("final_norm"))
+        h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * w["gamma"] + w["beta"]
+    pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    head = _named(model.get_layer("head"))
+    return pooled @ head["kernel"] + head["bias"]
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_lru_classifier_matches_numpy_reference(norm_first):
+    model = LRUClassifier(**{**LRU_SMALL, "norm_first": norm_first, "r_min": 0.5, "r_max": 0.95})
+    for w in model.weights:  # random values, the recurrence's parameters as initialised
+        if w.name not in ("nu_log", "theta_log", "gamma_log"):
+            w.assign((RNG.normal(size=w.shape) * 0.5).astype("float32"))
+    np.testing.assert_allclose(to_numpy(model(X)), lru_classifier_reference(model, X, norm_first),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_padding_is_ignored(kind):
+    """The padding embedding (id 0) does not reach the logits: attention masks
+    it, the LRUs carry their state over it, the pooling leaves it out."""
+    cls, config = MODELS[kind]
+    model = cls(**config)
+    before = to_numpy(model(X))
+    table = model.get_layer("token_embedding").embeddings
+    table.assign(np.concatenate([RNG.normal(size=(1, 8)) * 10, to_numpy(table)[1:]]).astype("float32"))
+    np.testing.assert_allclose(to_numpy(model(X)), before, rtol=1e-5, atol=1e-5)
+
+
+def test_lru_classifier_of_any_length_ignores_extra_padding():
+    model = LRUClassifier(**{**LRU_SMALL, "sequence_length": None})
+    longer = np.concatenate([X, np.zeros((4, 7), "int32")], axis=1)
+    np.testing.assert_allclose(to_numpy(model(longer)), to_numpy(model(X)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_fit_step(kind):
+    cls, config = MODELS[kind]
+    check_fit_step(cls(**config), X, Y)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_keras_and_config_round_trips(kind, tmp_path):
+    cls, config = MODELS[kind]
+    model = cls(**config)
+    check_keras_round_trip(model, X, tmp_path)
+    check_config_round_trip(model, X)
+
+
+def test_architectures_and_matched_parameter_counts():
+    lru = glu_zoo.models.build("lru_listops")
+    transformer = glu_zoo.models.build("transformer_listops")
+    assert isinstance(lru, LRUClassifier) and isinstance(transformer, TransformerClassifier)
+    assert lru.sequence_length == transformer.sequence_length == 128
+    assert abs(lru.count_params() / transformer.count_params() - 1) < 0.01
+    assert to_numpy(lru(np.ones((2, 128), "int32"))).shape == (2, 10)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_bad_token_arrays(kind):
+    """Named errors before predict/fit/evaluate start; the model still works after."""
+    cls, config = MODELS[kind]
+    model = cls(**config)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cases = [
+        (X.astype("float32"), "token ids must be integers; got dtype float32"),
+        (np.full_like(X, V), rf"token ids must be in \[0, {V}\); got values in \[{V}, {V}\]"),
+        (-X, r"token ids must be in \[0, 9\); got values in \[-8"),
+        (X[..., None], r"token ids must have shape \(batch, sequence\); got shape \(4, 20, 1\)"),
+        (X[:, :10], r"token ids must have shape \(batch, 20\); got shape \(4, 10\)"),
+    ]
+    for bad, message in cases:
+        for run in (lambda: model.predict(bad, verbose=0), lambda: model.fit(bad, Y, verbose=0),
+                    lambda: model.evaluate(bad, Y, verbose=0)):
+            with pytest.raises(ValueError, match=message):
+                run()
+    assert model.predict(X, verbose=0).shape == (4, 3)
+
+
+@pytest.mark.parametrize("cls, kwargs, message", [
+    (LRUClassifier, dict(state_dim=0), r"`state_dim` must be a positive integer; got 0"),
+    (LRUClassifier, dict(mode="fast"), r"unknown `mode` 'fast'; allowed: auto, parallel, sequential"),
+    (LRUClassifier, dict(sequence_length=-3), r"`sequence_length` must be a positive integer; got -3"),
+    (LRUClassifier, dict(dropout=1.5), r"`dropout` must be a number in \[0, 1\); got 1.5"),
+    (LRUClassifier, dict(r_min=0.99, r_max=0.9), r"`r_min` must be smaller than `r_max`"),
+    (TransformerClassifier, dict(num_heads=3), r"`hidden_dim` must be divisible by `num_heads`; got hidden_dim=8"),
+    (TransformerClassifier, dict(sequence_length=None), r"`sequence_length` must be a positive integer; got None"),
+    (TransformerClassifier, dict(mlp="tanh"), r"unknown `mlp` 'tanh'"),
+])
+def test_bad_arguments(cls, kwargs, message):
+    config = LRU_SMALL if cls is LRUClassifier else TRANSFORMER_SMALL
+    with pytest.raises(ValueError, match=message):
+        cls(**{**config, **kwargs})

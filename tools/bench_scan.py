@@ -1,0 +1,232 @@
+"""Benchmark the scan modes of LRU and RG-LRU: time and peak memory of
+"parallel", "sequential" and "auto", for T in 256, 1024, 4096, 16384.
+
+Width 256, batch 8, float32: LRU(state_dim=256) on 256 features, RGLRU(256,
+num_heads=4). One process per (backend, layer, T), in which the three modes
+are timed in alternating rounds (median seconds per call) as users run them:
+`predict_on_batch` (forward) and `train_on_batch` (forward, backward, SGD),
+compiled with XLA on JAX and TensorFlow, eager on torch. Peak memory is the
+largest resident-set growth over the process's idle level, sampled every
+0.5 ms while that mode runs (glibc is told to give large blocks back, so
+the resident set follows live memory).
+
+    python tools/bench_scan.py                              # all backends
+    python tools/bench_scan.py --backends jax --lengths 256,1024
+    python tools/bench_scan.py --write docs/benchmarks.md
+    python tools/bench_scan.py --table                       # print the AUTO table to paste into recurrent.py
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from benchlib import write_block
+
+BACKENDS = ("jax", "tensorflow", "torch")
+LAYERS = ("LRU", "RGLRU")
+LENGTHS = (256, 1024, 4096, 16384)
+MODES = ("parallel", "sequential", "auto")
+WIDTH, BATCH = 256, 8
+AIM = 1.10
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Largest resident set seen by a sampling thread while the block runs."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(0.0005)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+def worker(backend, layer_name, length, rounds, budget, skip=()):
+    import numpy as np
+
+    import keras
+
+    from glu_zoo.layers import LRU, RGLRU
+    from glu_zoo.layers.recurrent import _resolve_mode
+
+    rng = np.random.default_rng(0)
+    x = keras.ops.convert_to_tensor(rng.normal(size=(BATCH, length, WIDTH)).astype("float32"))
+    y = keras.ops.convert_to_tensor(rng.normal(size=(BATCH, length, WIDTH)).astype("float32"))
+
+    def make(mode):
+        layer = LRU(WIDTH, mode=mode) if layer_name == "LRU" else RGLRU(WIDTH, num_heads=4, mode=mode)
+        model = keras.Sequential([keras.Input((length, WIDTH)), layer])
+        model.compile(optimizer=keras.optimizers.SGD(1e-4), loss="mse",
+                      jit_compile=keras.backend.backend() != "torch")
+        return {"forward": lambda: keras.ops.convert_to_numpy(model.predict_on_batch(x)),
+                "train": lambda: float(model.train_on_batch(x, y))}
+
+    auto = _resolve_mode("auto")
+    skip = set(skip) | ({"auto"} if auto in skip else set())
+    steps = {mode: make(mode) for mode in MODES if mode not in skip}
+    result = {"backend": backend, "layer": layer_name, "length": length, "auto": auto,
+              "times": {}, "peak_mib": {}, "rounds": {}, "skipped": sorted(skip)}
+    for kind in ("forward", "train"):
+        calls = {mode: s[kind] for mode, s in steps.items()}
+        first = {}
+        for mode, call in calls.items():  # compile, settle, and measure memory
+            call()
+            idle = _rss_bytes()
+            with PeakRSS() as peak:
+                t0 = time.perf_counter()
+                call()
+                first[mode] = time.perf_counter() - t0
+            result["peak_mib"].setdefault(kind, {})[mode] = (peak.peak - idle) / 2**20
+        # As many alternating rounds as fit the budget (at least one).
+        n = max(1, min(rounds, int(budget / max(sum(first.values()), 1e-9))))
+        times = {mode: [first[mode]] for mode in calls}
+        for _ in range(n - 1):
+            for mode, call in calls.items():
+                t0 = time.perf_counter()
+                call()
+                times[mode].append(time.perf_counter() - t0)
+        result["times"][kind] = {mode: statistics.median(times[mode]) if mode in times else None for mode in MODES}
+        for mode in skip:
+            result["peak_mib"][kind][mode] = None
+        result["rounds"][kind] = n
+    return result
+
+
+def table(results):
+    lines = [
+        f"LRU (state 256) and RG-LRU (4 heads) on width {WIDTH}, batch {BATCH}, float32, "
+        f"{platform.machine()} CPU with {os.cpu_count()} cores. Median ms per call (alternating "
+        "rounds in one process per backend, layer and T); peak MiB = largest resident-set growth "
+        "during the call. `auto/best` = auto's time over the faster mode's (aim ≤ 1.10).",
+        "",
+        "| backend | layer | T | auto → | fwd parallel ms | fwd sequential ms | fwd auto/best | "
+        "train parallel ms | train sequential ms | train auto/best | train peak MiB par / seq |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    worst = 0.0
+    ms = lambda v: "skipped" if v is None else f"{1e3 * v:,.1f}"  # noqa: E731
+    mib = lambda v: "–" if v is None else f"{v:,.0f}"  # noqa: E731
+
+    def ratio(times):
+        done = [times[m] for m in ("parallel", "sequential") if times[m] is not None]
+        if times["auto"] is None or not done:
+            return float("inf")
+        return times["auto"] / min(done)
+
+    for r in results:
+        f, t, m = r["times"]["forward"], r["times"]["train"], r["peak_mib"]["train"]
+        fr, tr = ratio(f), ratio(t)
+        worst = max(worst, fr, tr)
+        lines.append(
+            f"| {r['backend']} | {r['layer']} | {r['length']} | {r['auto']} | {ms(f['parallel'])} | "
+            f"{ms(f['sequential'])} | {fr:.2f} | {ms(t['parallel'])} | {ms(t['sequential'])} | "
+            f"{tr:.2f} | {mib(m['parallel'])} / {mib(m['sequential'])} |"
+        )
+    lines += ["", f"Worst auto/best over all rows: {worst:.2f} (aim ≤ {AIM:.2f}). \"skipped\": the mode's "
+              f"train step at the previous T, times the growth in T, was over the {{max_call}} s limit."]
+    return "\n".join(lines)
+
+
+def auto_table(results):
+    """The faster train-step mode per backend: what `_AUTO_MODE` should say,
+    and for which T (the smallest T from which parallel wins, if it ever does)."""
+    out = {}
+    for backend in sorted({r["backend"] for r in results}):
+        rows = [r for r in results if r["backend"] == backend]
+        wins = {r["length"]: (r["times"]["train"]["sequential"] is None
+                              or r["times"]["train"]["parallel"] < r["times"]["train"]["sequential"]) for r in rows}
+        out[backend] = wins
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--layers", default=",".join(LAYERS))
+    parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=40.0, help="seconds of timed rounds per (case, kind)")
+    parser.add_argument("--write", metavar="PATH", help="put the table into this markdown file")
+    parser.add_argument("--max-call", type=float, default=60.0,
+                        help="skip a mode whose train step, extrapolated from the previous T, would take longer")
+    parser.add_argument("--json", metavar="PATH", help="save the raw results after each case; with --resume, "
+                        "cases already there are not run again")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--worker", nargs=3, metavar=("BACKEND", "LAYER", "T"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        backend, layer, length = args.worker
+        skip = [m for m in args.skip.split(",") if m]
+        print("RESULT " + json.dumps(worker(backend, layer, int(length), args.rounds, args.budget, skip)), flush=True)
+        return
+    results = []
+    if args.resume and args.json and os.path.exists(args.json):
+        with open(args.json) as f:
+            results = json.load(f)
+    for backend in args.backends.split(","):
+        if backend not in BACKENDS:
+            parser.error(f"--backends: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+        for layer in args.layers.split(","):
+            if layer not in LAYERS:
+                parser.error(f"--layers: unknown layer {layer!r}; allowed: {', '.join(LAYERS)}")
+            previous = None
+            for length in args.lengths.split(","):
+                done = [r for r in results if (r["backend"], r["layer"], str(r["length"])) == (backend, layer, length)]
+                if done:
+                    previous = done[0]
+                    continue
+                skip = []
+                if previous is not None:  # time grows at least linearly in T
+                    growth = int(length) / previous["length"]
+                    skip = [m for m in ("parallel", "sequential")
+                            if previous["times"]["train"][m] is None
+                            or previous["times"]["train"][m] * growth > args.max_call]
+                env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+                       "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+                cmd = [sys.executable, __file__, "--worker", backend, layer, length,
+                       "--rounds", str(args.rounds), "--budget", str(args.budget), "--skip", ",".join(skip)]
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if proc.returncode or "RESULT " not in proc.stdout:
+                    print(f"{backend} {layer} T={length}: FAILED\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
+                    continue
+                r = json.loads(proc.stdout.split("RESULT ", 1)[1])
+                results.append(r)
+                previous = r
+                if args.json:
+                    with open(args.json, "w") as f:
+                        json.dump(results, f, indent=1)
+                t = r["times"]["train"]
+                print(f"{backend} {layer} T={length}: train " + ", ".join(
+                    f"{m} {'skipped' if t[m] is None else f'{t[m]:.3f}s'}" for m in MODES)
+                    + f" (auto = {r['auto']})", file=sys.stderr, flush=True)
+    text = table(results).replace("{max_call}", f"{args.max_call:g}")
+    print(text)
+    print("parallel faster (train) per T:", json.dumps(auto_table(results)), file=sys.stderr)
+    if args.write:
+        write_block(args.write, "bench_scan", "Scan modes of the linear recurrences (`tools/bench_scan.py`)", text)
+
+
+if __name__ == "__main__":
+    main()
