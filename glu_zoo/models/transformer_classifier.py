@@ -7,7 +7,7 @@ from keras import ops
 
 from glu_zoo.layers.embedding import PositionEmbedding
 from glu_zoo.models.lru_classifier import SequenceClassifier, check_sequence_length
-from glu_zoo.models.vit import check_dropout, check_mlp, check_positive_int, mlp_layer
+from glu_zoo.models.vit import check_dropout, check_mlp, check_positive_int, encoder_blocks, run_encoder
 
 __all__ = ["TransformerClassifier", "ARCHITECTURES"]
 
@@ -50,15 +50,7 @@ class TransformerClassifier(SequenceClassifier):
         embedding = keras.layers.Embedding(vocabulary_size, hidden_dim, name="token_embedding")
         position_embedding = PositionEmbedding(name="position_embedding")
         embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-        blocks = []
-        for i in range(num_layers):
-            blocks.append((
-                keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_attention_norm"),
-                keras.layers.MultiHeadAttention(num_heads, key_dim=hidden_dim // num_heads,
-                                                name=f"block_{i}_attention"),
-                keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_mlp_norm"),
-                mlp_layer(mlp, mlp_dim, dropout, name=f"block_{i}_mlp"),
-            ))
+        blocks = encoder_blocks(num_layers, hidden_dim, num_heads, mlp, mlp_dim, dropout)
         final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         pool = keras.layers.GlobalAveragePooling1D(name="mean_pool")
         head = keras.layers.Dense(num_classes, name="head")
@@ -69,10 +61,7 @@ class TransformerClassifier(SequenceClassifier):
         # (batch, T, T): every query sees the non-padding keys.
         attention_mask = ops.logical_and(mask[:, None, :], ops.ones_like(mask)[:, :, None])
         x = embedding_dropout(position_embedding(embedding(tokens)))
-        for attention_norm, attention, mlp_norm, ffn in blocks:
-            h = attention_norm(x)
-            x = x + attention(h, h, attention_mask=attention_mask)
-            x = x + ffn(mlp_norm(x))
+        x = run_encoder(x, blocks, attention_mask)
         logits = head(pool(final_norm(x), mask=mask))
         super().__init__(inputs=tokens, outputs=logits, **kwargs)
 

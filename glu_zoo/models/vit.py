@@ -45,6 +45,26 @@ def mlp_layer(mlp, mlp_dim, dropout, name):
     return GatedFFN(mlp_dim, variant=mlp, use_bias=True, dropout=dropout, name=name)
 
 
+def encoder_blocks(num_layers, hidden_dim, num_heads, mlp, mlp_dim, dropout):
+    """The layers of `num_layers` pre-norm Transformer blocks, per block
+    (attention_norm, attention, mlp_norm, mlp), named block_{i}_*."""
+    return [(
+        keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_attention_norm"),
+        keras.layers.MultiHeadAttention(num_heads, key_dim=hidden_dim // num_heads, name=f"block_{i}_attention"),
+        keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_mlp_norm"),
+        mlp_layer(mlp, mlp_dim, dropout, name=f"block_{i}_mlp"),
+    ) for i in range(num_layers)]
+
+
+def run_encoder(x, blocks, attention_mask=None):
+    """x ← x + MHA(LN(x)), x ← x + MLP(LN(x)) through `encoder_blocks`."""
+    for attention_norm, attention, mlp_norm, ffn in blocks:
+        h = attention_norm(x)
+        x = x + attention(h, h, attention_mask=attention_mask)
+        x = x + ffn(mlp_norm(x))
+    return x
+
+
 class ImageClassifier(ZooModel):
     """What the image models share: the check of the images' shape.
 
@@ -145,15 +165,7 @@ class ViT(ImageClassifier):
         class_token = ClassToken(name="class_token") if pooling == "cls" else None
         position_embedding = PositionEmbedding(name="position_embedding")
         embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-        blocks = []
-        for i in range(num_layers):
-            blocks.append((
-                keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_attention_norm"),
-                keras.layers.MultiHeadAttention(num_heads, key_dim=hidden_dim // num_heads,
-                                                name=f"block_{i}_attention"),
-                keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_mlp_norm"),
-                mlp_layer(mlp, mlp_dim, dropout, name=f"block_{i}_mlp"),
-            ))
+        blocks = encoder_blocks(num_layers, hidden_dim, num_heads, mlp, mlp_dim, dropout)
         final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         pool = (None if pooling == "cls"
                 else keras.layers.GlobalAveragePooling1D(name="mean_pool"))
@@ -164,11 +176,7 @@ class ViT(ImageClassifier):
         x = patch_embedding(images)
         if class_token is not None:
             x = class_token(x)
-        x = embedding_dropout(position_embedding(x))
-        for attention_norm, attention, mlp_norm, ffn in blocks:
-            h = attention_norm(x)
-            x = x + attention(h, h)
-            x = x + ffn(mlp_norm(x))
+        x = run_encoder(embedding_dropout(position_embedding(x)), blocks)
         x = final_norm(x)
         x = x[:, 0] if pool is None else pool(x)
         logits = head(x)
