@@ -132,11 +132,13 @@ def _compile(model, optimizer=None):
 
 
 def _check_inputs(model, x, split):
-    expected = tuple(int(d) for d in model.inputs[0].shape[1:])
-    if tuple(x.shape[1:]) != expected:
+    expected = tuple(None if d is None else int(d) for d in model.inputs[0].shape[1:])
+    got = tuple(x.shape[1:])
+    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+        shown = ", ".join("None" if d is None else str(d) for d in expected)
         raise ValueError(
-            f"{split} inputs have shape {tuple(x.shape[1:])} but the model expects {expected} "
-            f"(expected batch shape (None, {', '.join(map(str, expected))}), received {tuple(x.shape)})."
+            f"{split} inputs have shape {got} but the model expects {expected} "
+            f"(expected batch shape (None, {shown}), received {tuple(x.shape)})."
         )
 
 

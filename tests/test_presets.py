@@ -102,3 +102,6 @@ def test_token_model_preset_records_integer_inputs(tmp_path):
     assert x.dtype == np.int32 and x.min() >= 1 and x.max() < 7
     loaded = models.LRUClassifier.from_preset(path)
     assert presets.expected_output_error(loaded, m) < 1e-6
+    any_length = models.LRUClassifier(vocabulary_size=7, hidden_dim=8, state_dim=4, num_layers=1)
+    m = presets.get_metadata(any_length.save_to_preset(tmp_path / "q"))
+    assert m["expected_output"]["input_shape"] == [presets.registry.FIXED_INPUT_LENGTH]

@@ -155,6 +155,7 @@ LISTOPS_TINY = {"num_train": 64, "num_validation": 16, "num_test": 32, "max_dept
 
 @pytest.mark.parametrize("name, overrides", [
     ("lru_listops", {"num_layers": 1, "hidden_dim": 8, "state_dim": 8, "sequence_length": 40}),
+    ("lru_listops", {"num_layers": 1, "hidden_dim": 8, "state_dim": 8, "sequence_length": None}),
     ("transformer_listops", {"num_layers": 1, "hidden_dim": 8, "num_heads": 2, "mlp_dim": 8,
                              "sequence_length": 40}),
 ])
@@ -165,7 +166,8 @@ def test_a_sequence_recipe_trains_into_a_token_preset(name, overrides, tmp_path)
     assert 0.0 <= result["metrics"]["accuracy"] <= 1.0 and np.isfinite(result["metrics"]["loss"])
     m = presets.get_metadata(tmp_path / "preset")
     expected = m["expected_output"]
-    assert (expected["input_dtype"], expected["input_high"], expected["input_shape"]) == ("int32", 16, [40])
+    length = overrides["sequence_length"] or presets.registry.FIXED_INPUT_LENGTH
+    assert (expected["input_dtype"], expected["input_high"], expected["input_shape"]) == ("int32", 16, [length])
     assert "listops (LRA grammar, seed 1" in m["data_split"]
     evaluated = training.evaluate(tmp_path / "preset")
     assert evaluated["expected_output_error"] < 1e-5

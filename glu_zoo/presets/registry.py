@@ -17,6 +17,7 @@ CONFIG, WEIGHTS, METADATA = "config.json", "model.weights.h5", "metadata.json"
 SHIPPED = pathlib.Path(__file__).parent
 FIXED_INPUT_SEED = 1234
 FIXED_INPUT_BATCH = 2
+FIXED_INPUT_LENGTH = 16  # for an axis of unknown size (a model of any sequence length)
 
 
 class PresetError(ValueError):
@@ -77,11 +78,12 @@ def fixed_input(input_shape, dtype="float32", high=None):
 
 
 def _input_spec(model):
-    """(shape without batch, dtype, high): high is the vocabulary size for token inputs."""
+    """(shape without batch, dtype, high): high is the vocabulary size for token
+    inputs; an axis of unknown size gets FIXED_INPUT_LENGTH."""
     import keras
 
     spec = model.inputs[0]
-    shape = tuple(int(d) for d in spec.shape[1:])
+    shape = tuple(FIXED_INPUT_LENGTH if d is None else int(d) for d in spec.shape[1:])
     dtype = keras.backend.standardize_dtype(spec.dtype)
     high = getattr(model, "vocabulary_size", None) if dtype.startswith(("int", "uint")) else None
     return shape, dtype, high
