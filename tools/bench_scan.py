@@ -82,13 +82,13 @@ def worker(backend, layer_name, length, rounds, budget, skip=()):
         return {"forward": lambda: keras.ops.convert_to_numpy(model.predict_on_batch(x)),
                 "train": lambda: float(model.train_on_batch(x, y))}
 
-    auto = _resolve_mode("auto")
-    skip = set(skip) | ({"auto"} if auto in skip else set())
+    # What "auto" runs: predict_on_batch passes training=False, train_on_batch True.
+    auto = {"forward": _resolve_mode("auto", length, False), "train": _resolve_mode("auto", length, True)}
     steps = {mode: make(mode) for mode in MODES if mode not in skip}
     result = {"backend": backend, "layer": layer_name, "length": length, "auto": auto,
               "times": {}, "peak_mib": {}, "rounds": {}, "skipped": sorted(skip)}
     for kind in ("forward", "train"):
-        calls = {mode: s[kind] for mode, s in steps.items()}
+        calls = {mode: s[kind] for mode, s in steps.items() if not (mode == "auto" and auto[kind] in skip)}
         first = {}
         for mode, call in calls.items():  # compile, settle, and measure memory
             call()
@@ -107,8 +107,8 @@ def worker(backend, layer_name, length, rounds, budget, skip=()):
                 call()
                 times[mode].append(time.perf_counter() - t0)
         result["times"][kind] = {mode: statistics.median(times[mode]) if mode in times else None for mode in MODES}
-        for mode in skip:
-            result["peak_mib"][kind][mode] = None
+        for mode in MODES:
+            result["peak_mib"].setdefault(kind, {}).setdefault(mode, None)
         result["rounds"][kind] = n
     return result
 
@@ -120,7 +120,7 @@ def table(results):
         "rounds in one process per backend, layer and T); peak MiB = largest resident-set growth "
         "during the call. `auto/best` = auto's time over the faster mode's (aim ≤ 1.10).",
         "",
-        "| backend | layer | T | auto → | fwd parallel ms | fwd sequential ms | fwd auto/best | "
+        "| backend | layer | T | auto → (fwd, train) | fwd parallel ms | fwd sequential ms | fwd auto/best | "
         "train parallel ms | train sequential ms | train auto/best | train peak MiB par / seq |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -139,7 +139,8 @@ def table(results):
         fr, tr = ratio(f), ratio(t)
         worst = max(worst, fr, tr)
         lines.append(
-            f"| {r['backend']} | {r['layer']} | {r['length']} | {r['auto']} | {ms(f['parallel'])} | "
+            f"| {r['backend']} | {r['layer']} | {r['length']} | {r['auto']['forward'][:3]}, {r['auto']['train'][:3]} | "
+            f"{ms(f['parallel'])} | "
             f"{ms(f['sequential'])} | {fr:.2f} | {ms(t['parallel'])} | {ms(t['sequential'])} | "
             f"{tr:.2f} | {mib(m['parallel'])} / {mib(m['sequential'])} |"
         )
@@ -220,7 +221,7 @@ def main():
                 t = r["times"]["train"]
                 print(f"{backend} {layer} T={length}: train " + ", ".join(
                     f"{m} {'skipped' if t[m] is None else f'{t[m]:.3f}s'}" for m in MODES)
-                    + f" (auto = {r['auto']})", file=sys.stderr, flush=True)
+                    + f" (auto = {r['auto']['train']})", file=sys.stderr, flush=True)
     text = table(results).replace("{max_call}", f"{args.max_call:g}")
     print(text)
     print("parallel faster (train) per T:", json.dumps(auto_table(results)), file=sys.stderr)
