@@ -32,6 +32,7 @@ BACKENDS = ("jax", "tensorflow", "torch")
 LAYERS = ("LRU", "RGLRU")
 LENGTHS = (256, 1024, 4096, 16384)
 MODES = ("parallel", "sequential", "auto")
+KINDS = ("forward", "train")
 WIDTH, BATCH = 256, 8
 AIM = 1.10
 
@@ -62,7 +63,9 @@ class PeakRSS:
         self.peak = max(self.peak, _rss_bytes())
 
 
-def worker(backend, layer_name, length, rounds, budget, skip=()):
+def worker(backend, layer_name, length, rounds, budget, skip=(), kinds=KINDS):
+    """Times and peak memory of the modes for each kind; `skip` holds
+    "kind:mode" entries not to run."""
     import numpy as np
 
     import keras
@@ -84,11 +87,12 @@ def worker(backend, layer_name, length, rounds, budget, skip=()):
 
     # What "auto" runs: predict_on_batch passes training=False, train_on_batch True.
     auto = {"forward": _resolve_mode("auto", length, False), "train": _resolve_mode("auto", length, True)}
-    steps = {mode: make(mode) for mode in MODES if mode not in skip}
+    skip = set(skip) | {f"{k}:auto" for k in KINDS if f"{k}:{auto[k]}" in skip}
+    steps = {mode: make(mode) for mode in MODES if any(f"{k}:{mode}" not in skip for k in kinds)}
     result = {"backend": backend, "layer": layer_name, "length": length, "auto": auto,
               "times": {}, "peak_mib": {}, "rounds": {}, "skipped": sorted(skip)}
-    for kind in ("forward", "train"):
-        calls = {mode: s[kind] for mode, s in steps.items() if not (mode == "auto" and auto[kind] in skip)}
+    for kind in kinds:
+        calls = {mode: s[kind] for mode, s in steps.items() if f"{kind}:{mode}" not in skip}
         first = {}
         for mode, call in calls.items():  # compile, settle, and measure memory
             call()
@@ -118,7 +122,7 @@ def table(results):
         f"LRU (state 256) and RG-LRU (4 heads) on width {WIDTH}, batch {BATCH}, float32, "
         f"{platform.machine()} CPU with {os.cpu_count()} cores. Median ms per call (alternating "
         "rounds in one process per backend, layer and T); peak MiB = largest resident-set growth "
-        "during the call. `auto/best` = auto's time over the faster mode's (aim ≤ 1.10).",
+        "during the call.",
         "",
         "| backend | layer | T | auto → (fwd, train) | fwd parallel ms | fwd sequential ms | fwd auto/best | "
         "train parallel ms | train sequential ms | train auto/best | train peak MiB par / seq |",
@@ -128,24 +132,32 @@ def table(results):
     ms = lambda v: "skipped" if v is None else f"{1e3 * v:,.1f}"  # noqa: E731
     mib = lambda v: "–" if v is None else f"{v:,.0f}"  # noqa: E731
 
-    def ratio(times):
+    def ratio(times, pick):
+        """(time of the mode auto picks / best, auto's own measured time / best)."""
         done = [times[m] for m in ("parallel", "sequential") if times[m] is not None]
-        if times["auto"] is None or not done:
-            return float("inf")
-        return times["auto"] / min(done)
+        if not done:
+            return float("inf"), float("inf")
+        best = min(done)
+        picked = times[pick] / best if times[pick] is not None else float("inf")
+        measured = times["auto"] / best if times["auto"] is not None else float("inf")
+        return picked, measured
 
+    worst_measured = 0.0
     for r in results:
         f, t, m = r["times"]["forward"], r["times"]["train"], r["peak_mib"]["train"]
-        fr, tr = ratio(f), ratio(t)
-        worst = max(worst, fr, tr)
+        (fp, fm), (tp, tm) = ratio(f, r["auto"]["forward"]), ratio(t, r["auto"]["train"])
+        worst, worst_measured = max(worst, fp, tp), max(worst_measured, fm, tm)
         lines.append(
             f"| {r['backend']} | {r['layer']} | {r['length']} | {r['auto']['forward'][:3]}, {r['auto']['train'][:3]} | "
             f"{ms(f['parallel'])} | "
-            f"{ms(f['sequential'])} | {fr:.2f} | {ms(t['parallel'])} | {ms(t['sequential'])} | "
-            f"{tr:.2f} | {mib(m['parallel'])} / {mib(m['sequential'])} |"
+            f"{ms(f['sequential'])} | {fp:.2f} ({fm:.2f}) | {ms(t['parallel'])} | {ms(t['sequential'])} | "
+            f"{tp:.2f} ({tm:.2f}) | {mib(m['parallel'])} / {mib(m['sequential'])} |"
         )
-    lines += ["", f"Worst auto/best over all rows: {worst:.2f} (aim ≤ {AIM:.2f}). \"skipped\": the mode's "
-              f"train step at the previous T, times the growth in T, was over the {{max_call}} s limit."]
+    lines += ["", f"auto/best: the time of the mode auto picks over the faster mode's, worst over all rows "
+              f"{worst:.2f} (aim ≤ {AIM:.2f}); in brackets auto's own instance, timed beside them (worst "
+              f"{worst_measured:.2f}): the same code as the mode it picks, so its distance from that mode is the "
+              f"run-to-run spread. \"skipped\": that call at the previous T, times the growth in T, was over "
+              f"the {{max_call}} s limit."]
     return "\n".join(lines)
 
 
@@ -170,7 +182,9 @@ def main():
     parser.add_argument("--budget", type=float, default=40.0, help="seconds of timed rounds per (case, kind)")
     parser.add_argument("--write", metavar="PATH", help="put the table into this markdown file")
     parser.add_argument("--max-call", type=float, default=60.0,
-                        help="skip a mode whose train step, extrapolated from the previous T, would take longer")
+                        help="skip a mode whose call, extrapolated from the previous T, would take longer")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="measure only these (forward, train); with --json they replace those of a saved case")
     parser.add_argument("--json", metavar="PATH", help="save the raw results after each case; with --resume, "
                         "cases already there are not run again")
     parser.add_argument("--resume", action="store_true")
@@ -180,10 +194,16 @@ def main():
     if args.worker:
         backend, layer, length = args.worker
         skip = [m for m in args.skip.split(",") if m]
-        print("RESULT " + json.dumps(worker(backend, layer, int(length), args.rounds, args.budget, skip)), flush=True)
+        kinds = tuple(args.kinds.split(","))
+        print("RESULT " + json.dumps(worker(backend, layer, int(length), args.rounds, args.budget, skip, kinds)),
+              flush=True)
         return
     results = []
-    if args.resume and args.json and os.path.exists(args.json):
+    kinds = args.kinds.split(",")
+    if set(kinds) - set(KINDS):
+        parser.error(f"--kinds: allowed: {', '.join(KINDS)}")
+    partial = set(kinds) != set(KINDS)
+    if (args.resume or partial) and args.json and os.path.exists(args.json):
         with open(args.json) as f:
             results = json.load(f)
     for backend in args.backends.split(","):
@@ -195,33 +215,41 @@ def main():
             previous = None
             for length in args.lengths.split(","):
                 done = [r for r in results if (r["backend"], r["layer"], str(r["length"])) == (backend, layer, length)]
-                if done:
+                if done and not partial:
                     previous = done[0]
                     continue
                 skip = []
                 if previous is not None:  # time grows at least linearly in T
                     growth = int(length) / previous["length"]
-                    skip = [m for m in ("parallel", "sequential")
-                            if previous["times"]["train"][m] is None
-                            or previous["times"]["train"][m] * growth > args.max_call]
+                    skip = [f"{k}:{m}" for k in kinds for m in ("parallel", "sequential")
+                            if previous["times"][k][m] is None or previous["times"][k][m] * growth > args.max_call]
                 env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
                        "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
                 cmd = [sys.executable, __file__, "--worker", backend, layer, length,
-                       "--rounds", str(args.rounds), "--budget", str(args.budget), "--skip", ",".join(skip)]
+                       "--rounds", str(args.rounds), "--budget", str(args.budget), "--skip", ",".join(skip),
+                       "--kinds", args.kinds]
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if proc.returncode or "RESULT " not in proc.stdout:
                     print(f"{backend} {layer} T={length}: FAILED\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
                     continue
                 r = json.loads(proc.stdout.split("RESULT ", 1)[1])
-                results.append(r)
+                if done:  # a partial run: replace the kinds measured, keep the others
+                    for key in ("times", "peak_mib", "rounds", "auto"):
+                        done[0][key].update({k: r[key][k] for k in kinds})
+                    done[0]["skipped"] = sorted({x for x in done[0]["skipped"] if x.split(":")[0] not in kinds}
+                                                | set(r["skipped"]))
+                    r = done[0]
+                else:
+                    results.append(r)
                 previous = r
                 if args.json:
                     with open(args.json, "w") as f:
                         json.dump(results, f, indent=1)
-                t = r["times"]["train"]
-                print(f"{backend} {layer} T={length}: train " + ", ".join(
-                    f"{m} {'skipped' if t[m] is None else f'{t[m]:.3f}s'}" for m in MODES)
-                    + f" (auto = {r['auto']['train']})", file=sys.stderr, flush=True)
+                for k in kinds:
+                    t = r["times"][k]
+                    print(f"{backend} {layer} T={length}: {k} " + ", ".join(
+                        f"{m} {'skipped' if t[m] is None else f'{t[m]:.3f}s'}" for m in MODES)
+                        + f" (auto = {r['auto'][k]})", file=sys.stderr, flush=True)
     text = table(results).replace("{max_call}", f"{args.max_call:g}")
     print(text)
     print("parallel faster (train) per T:", json.dumps(auto_table(results)), file=sys.stderr)
