@@ -1,0 +1,1 @@
+"""Backend-neutral operations that layers build on: `glu_zoo.ops.scan`."""
