@@ -44,6 +44,24 @@ def expanded_gate(x, alpha, kind):
     return GATES[kind](x) * (1.0 + 2.0 * alpha) - alpha
 
 
+# --- activations: expanded units and the arctan derivative ---------------------
+
+def expanded_activation(x, alpha, kind):
+    """xATLU / xGELU / xSiLU: x·(g(x)·(1 + 2α) − α)."""
+    return x * expanded_gate(x, alpha, kind)
+
+
+def expanded_glu(a, b, alpha, kind):
+    """xATGLU / xGEGLU / xSwiGLU: (g(a)·(1 + 2α) − α)·b."""
+    return expanded_gate(a, alpha, kind) * b
+
+
+def arctan_derivative(x):
+    """d/dx arctan(x) = 1/(1 + x²), 0 where x² overflows."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.square(x))
+
+
 ACTIVATIONS = {
     "relu": lambda x, a: np.maximum(x, 0.0),
     "gelu": lambda x, a: gelu(x),

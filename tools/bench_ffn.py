@@ -14,6 +14,7 @@ measured side by side (interleaved rounds, median per step):
 
     python tools/bench_ffn.py                      # all backends, print the table
     python tools/bench_ffn.py --write docs/benchmarks.md
+    python tools/bench_ffn.py --parts c            # only the (c) rows (not writable)
 """
 
 import argparse
@@ -200,7 +201,10 @@ def keras_step(layer, x, y):
     return lambda: model.train_on_batch(x, y)
 
 
-def worker(backend, rounds, reps):
+PARTS = ("ab", "c", "d")
+
+
+def worker(backend, rounds, reps, parts=PARTS):
     import numpy as np
 
     import keras
@@ -231,7 +235,7 @@ def worker(backend, rounds, reps):
 
     cases = {"swiglu": (GatedFFN(GATED_HIDDEN, variant="swiglu"), "swish", GATED_HIDDEN, True),
              "gelu": (FFN(FFN_HIDDEN, activation="gelu"), "gelu", FFN_HIDDEN, False)}
-    for name, (layer, act, hidden, gated) in cases.items():
+    for name, (layer, act, hidden, gated) in cases.items() if "ab" in parts else ():
         steps = warm({
             "keras": keras_step(layer, x, y),
             "native": native(_weights(np, hidden, gated, True, rng), act, gated, True, x, y),
@@ -240,9 +244,12 @@ def worker(backend, rounds, reps):
         t = interleaved(steps, rounds, reps)
         result[name] = {**t, "flops": train_flops(hidden, gated), "matmul_flops": 2 * MATMUL_N**3 / t["matmul"]}
 
-    steps = warm({act: keras_step(FFN(FFN_HIDDEN, activation=act), x, y) for act in ("gelu", "golu", "xatlu")})
-    result["activations"] = interleaved(steps, rounds, reps)
+    if "c" in parts:
+        steps = warm({act: keras_step(FFN(FFN_HIDDEN, activation=act), x, y) for act in ("gelu", "golu", "xatlu")})
+        result["activations"] = interleaved(steps, rounds, reps)
 
+    if "d" not in parts:
+        return result
     steps = warm({
         "fused": native(_weights(np, GATED_HIDDEN, True, True, rng), "swish", True, True, x, y),
         "split": native(_weights(np, GATED_HIDDEN, True, False, rng), "swish", True, False, x, y),
@@ -258,13 +265,18 @@ def table(results):
         f"FFN train step (forward, backward, SGD), d_model {D_MODEL}, batch × seq {BATCH} × {SEQ}, "
         f"float32, {platform.machine()} CPU with {os.cpu_count()} cores. Median ms per step; "
         "Keras and native timed in alternating rounds in one process.",
-        "",
-        "| backend | layer | Keras ms | native ms | (a) Keras / native | Keras GFLOP/s | "
-        "matmul GFLOP/s | (b) fraction of matmul |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    if any("gelu" in r for r in results):
+        lines += [
+            "",
+            "| backend | layer | Keras ms | native ms | (a) Keras / native | Keras GFLOP/s | "
+            "matmul GFLOP/s | (b) fraction of matmul |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
     for r in results:
         for name, label in (("swiglu", f"GatedFFN swiglu h={GATED_HIDDEN}"), ("gelu", f"FFN gelu h={FFN_HIDDEN}")):
+            if name not in r:
+                continue
             c = r[name]
             rate = c["flops"] / c["keras"]
             lines.append(
@@ -279,10 +291,11 @@ def table(results):
         "|---|---|---|---|---|",
     ]
     for r in results:
-        a, p = r["activations"], r["projection"]
+        a, p = r.get("activations"), r.get("projection")
         lines.append(
-            f"| {r['backend']} | {1e3 * a['gelu']:.1f} | {a['golu'] / a['gelu']:.3f} | "
-            f"{a['xatlu'] / a['gelu']:.3f} | {p['fused'] / p['split']:.3f} |"
+            f"| {r['backend']} | " + (f"{1e3 * a['gelu']:.1f} | {a['golu'] / a['gelu']:.3f} | "
+                                      f"{a['xatlu'] / a['gelu']:.3f} | " if a else "– | – | – | ")
+            + (f"{p['fused'] / p['split']:.3f} |" if p else "– |")
         )
     lines.append("")
     lines.append(f"Keras {results[0]['keras']}; matmul rate from a {MATMUL_N}³ float32 matmul, "
@@ -295,18 +308,29 @@ def main():
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="which measurements: ab (Keras / native, matmul fraction), c (GoLU and "
+                             "xATLU against GELU), d (fused projection); default all. Only a run "
+                             "of all parts can be written with --write.")
     parser.add_argument("--write", metavar="PATH", help="put the table into this markdown file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    parts = tuple(args.parts.split(","))
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        parser.error(f"--parts: unknown part {unknown[0]!r}; allowed: {', '.join(PARTS)}")
+    if args.write and set(parts) != set(PARTS):
+        parser.error(f"--write needs every part ({','.join(PARTS)}); got --parts {args.parts}")
     if args.worker:
-        print("RESULT " + json.dumps(worker(args.worker, args.rounds, args.reps)), flush=True)
+        print("RESULT " + json.dumps(worker(args.worker, args.rounds, args.reps, parts)), flush=True)
         return
     results = []
     for backend in args.backends.split(","):
         if backend not in BACKENDS:
             parser.error(f"--backends: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        cmd = [sys.executable, __file__, "--worker", backend, "--rounds", str(args.rounds), "--reps", str(args.reps)]
+        cmd = [sys.executable, __file__, "--worker", backend, "--rounds", str(args.rounds), "--reps", str(args.reps),
+               "--parts", args.parts]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.split("RESULT ", 1)[1]))
         print(f"{backend}: done", file=sys.stderr, flush=True)

@@ -195,7 +195,7 @@ class FFN(_FeedForward):
     def _hidden(self, h):
         if self._gate_kind is None:
             return _ACTIVATIONS[self.activation](h)
-        return h * activations.expanded_gate(h, self.alpha, self._gate_kind)
+        return activations.expanded_activation(h, self.alpha, self._gate_kind)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -246,7 +246,7 @@ class GatedFFN(_FeedForward):
         a, b = ops.split(h, 2, axis=-1)
         if self._gate_kind is None:
             return _GATES[self.variant](a) * b
-        return activations.expanded_gate(a, self.alpha, self._gate_kind) * b
+        return activations.expanded_glu(a, b, self.alpha, self._gate_kind)
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant}

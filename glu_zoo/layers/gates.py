@@ -48,7 +48,7 @@ class _ExpandedSelfGated(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        return inputs * activations.expanded_gate(inputs, self.alpha, self.kind)
+        return activations.expanded_activation(inputs, self.alpha, self.kind)
 
     def compute_output_shape(self, input_shape):
         return input_shape
