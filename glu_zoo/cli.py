@@ -3,15 +3,22 @@
     glu-zoo list
     glu-zoo train activator_vit_digits [--epochs N] [--out DIR] [--backend B]
                   [--precision mixed_bfloat16] [--distribute data]
+                  [--backup-interval SECONDS] [--overwrite]
     glu-zoo evaluate activator_vit_digits [--json]     # a preset name, a preset folder or a run folder
 
-`--backend` sets KERAS_BACKEND before Keras is imported.
+`--backend` sets KERAS_BACKEND before Keras is imported. Unless the user set
+TF_CPP_MIN_LOG_LEVEL, the backends' C++ INFO and WARNING lines and the CUDA
+probes of a machine without a GPU ("failed call to cuInit", "Could not find
+cuda drivers") are kept off stderr.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
+import threading
 
 BACKENDS = ("jax", "tensorflow", "torch")
 
@@ -29,10 +36,60 @@ def _parser():
     train.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
     train.add_argument("--distribute", choices=("data",), help="data parallel over all devices (JAX)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--backup-interval", type=float, default=60.0, metavar="SECONDS",
+                       help="back up at an epoch's end at most this often (0: every epoch; default 60); "
+                            "a killed run resumes from its last backup")
+    train.add_argument("--overwrite", action="store_true", help="train over a finished run in the run folder")
     evaluate = commands.add_parser("evaluate", parents=[backend], help="test metrics of a preset")
     evaluate.add_argument("preset", metavar="PRESET_OR_DIR")
     evaluate.add_argument("--json", action="store_true", help="one JSON line: metrics, backend, ...")
     return parser
+
+
+# Lines that the backends write on stderr from C++ (absl's format: severity,
+# date, time, thread, file:line]) at INFO and WARNING level, which
+# TF_CPP_MIN_LOG_LEVEL cannot stop before absl's logging is initialised, and
+# the CUDA probes of a machine without a GPU, which TensorFlow logs as errors.
+_NOISE = re.compile(
+    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "  # the format of older TensorFlow
+    rb"|To enable the following instructions: "
+    rb"|.*(cuInit|cuda drivers|Unable to register cu(DNN|FFT|BLAS) factory)"
+)
+
+
+@contextlib.contextmanager
+def _quiet_backend_logs():
+    """Unless the user set TF_CPP_MIN_LOG_LEVEL: set it to 2 (before any
+    backend is imported) and pass stderr (fd 2, where C++ code writes too)
+    through a filter that drops `_NOISE` lines; everything else is kept."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not _NOISE.match(line):
+                    os.write(stderr, line)
+
+    # A daemon, joined with a timeout: a child process that inherited fd 2
+    # may keep the pipe open after we let go of it.
+    thread = threading.Thread(target=pump, name="glu-zoo-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(stderr, 2)  # closes our write end of the pipe: the pump reads to its end
+        thread.join(timeout=5)
 
 
 def _set_backend(backend):
@@ -60,6 +117,11 @@ def _list():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    with _quiet_backend_logs():
+        return _run(args)
+
+
+def _run(args):
     try:
         if args.command == "list":
             _list()
@@ -71,11 +133,13 @@ def main(argv=None):
             result = training.train(
                 args.recipe, epochs=args.epochs, out=args.out, precision=args.precision,
                 distribute=args.distribute, verbose=0 if args.quiet else "auto",
+                backup_interval=args.backup_interval, overwrite=args.overwrite,
             )
             metric, target = next(iter(result["target"].items()))
+            rate = result["examples_per_second"]
             print(f"{result['recipe']} on {result['backend']}: test {metric} {result['metrics'][metric]:.4f} "
-                  f"(target {target}, {'reached' if result['reached'] else 'NOT reached'}); "
-                  f"{result['examples_per_second']:.0f} training examples/s")
+                  f"(target {target}, {'reached' if result['reached'] else 'NOT reached'})"
+                  + ("" if rate is None else f"; {rate:.0f} training examples/s"))
             print(f"preset: {result['preset']}")
             return 0
         result = training.evaluate(args.preset)

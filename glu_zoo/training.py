@@ -3,18 +3,24 @@
     result = glu_zoo.training.train("activator_vit_digits", out="runs/act")
     result["metrics"]["accuracy"], result["preset"]
 
-A run writes into `out`: `backup/` (BackupAndRestore: a run killed at any
-point resumes from its last finished epoch and ends as an uninterrupted run
-would), `best.weights.h5` (best validation accuracy), `log.csv`,
-`curves.png`, `result.json` and `preset/`.
+A run writes into `out`: `backup/` (the training state, saved at an epoch's
+end at most every `backup_interval` seconds and after the last epoch: a run
+killed at any point, even by SIGKILL, resumes from its last backup and ends
+with the weights of an uninterrupted run), `best.weights.h5` (best
+validation accuracy), `log.csv`, `curves.png` (with matplotlib, the `plot`
+extra), `result.json` and `preset/`. A folder that holds a finished run is
+not trained over unless `overwrite=True`.
 """
 
 import contextlib
 import csv
+import glob
 import json
 import math
 import os
 import pathlib
+import shutil
+import sys
 import time
 
 import keras
@@ -23,10 +29,12 @@ import numpy as np
 from glu_zoo import data as data_lib
 from glu_zoo import models, presets
 from glu_zoo import recipes as recipes_lib
+from glu_zoo.layers.checks import check_bool, check_number
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 STEPS_PER_EXECUTION = 16
 DISTRIBUTIONS = (None, "data")
+BACKUP_INTERVAL = 60.0  # seconds
 
 
 class EpochShuffled(keras.utils.PyDataset):
@@ -78,7 +86,12 @@ class _SetEpoch(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training examples per second of each epoch (training batches only)."""
+    """Training examples per second of each epoch (training batches only).
+
+    Async-safe: Keras then calls `on_train_batch_end` off the training loop,
+    once the batch's logs are computed, so the loop is not made to wait."""
+
+    async_safe = True
 
     def __init__(self, num_examples):
         super().__init__()
@@ -95,9 +108,124 @@ class Throughput(keras.callbacks.Callback):
         self.per_epoch.append(self.num_examples / (self._last - self._start))
 
     def examples_per_second(self):
-        """Median over epochs, leaving out the first (compilation) when there are others."""
+        """Median over epochs, leaving out the first (compilation) when there
+        are others; None if no epoch ran (a run resumed after its last epoch)."""
         rates = self.per_epoch[1:] or self.per_epoch
-        return float(np.median(rates)) if rates else float("nan")
+        return float(np.median(rates)) if rates else None
+
+
+def _write_atomically(path, text):
+    """`path` holds the old text or the new one, whenever the process dies."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore`, saving less often and atomically.
+
+    It saves at an epoch's end only when `interval` seconds have passed since
+    the last save or the start (0: every epoch), and always after the last
+    epoch. A killed run loses at most `interval` seconds of work: on resume it
+    replays the epochs after its last backup, which ends bit-identical to an
+    uninterrupted run when an epoch is a function of (weights, optimizer
+    state, epoch) alone (`EpochShuffled`, `_SetEpoch`).
+
+    Each save writes a new weights file, then replaces
+    `training_metadata.json`, which names it (with the epoch and `run`, a
+    description of the run that `train` compares before resuming); the old
+    file is removed only then. Whenever the process dies, the metadata names
+    a complete file. The backup outlives `fit` (`delete_checkpoint=False`):
+    `train` deletes it with `delete_backup` once the run's results are
+    written, so that a run killed after its last epoch resumes without
+    training again.
+
+    Example: `model.fit(..., callbacks=[Backup("run/backup", interval=60)])`.
+    """
+
+    async_safe = True  # its batch hook saves nothing with save_freq="epoch"
+    clock = staticmethod(time.monotonic)
+    METADATA = "training_metadata.json"
+
+    def __init__(self, backup_dir, interval=BACKUP_INTERVAL, run=None):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.interval = check_number("interval", interval, "Backup", low=0.0, low_open=False)
+        self.run = run
+        self._saved_at = None
+
+    @classmethod
+    def read(cls, backup_dir):
+        """The metadata of the backup in `backup_dir`: a dict with `epoch`
+        (the epochs it holds), `weights` (its file) and `run`; None if there
+        is no backup."""
+        path = os.path.join(backup_dir, cls.METADATA)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def on_train_begin(self, logs=None):
+        metadata = self.read(self.backup_dir)
+        if metadata is not None:
+            self._weights_path = os.path.join(self.backup_dir, metadata["weights"])
+            self._remove_other_weights(keep=metadata["weights"])  # a save that did not finish
+        super().on_train_begin(logs)
+        self._saved_at = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        last = self._current_epoch >= self.params["epochs"]
+        if last or self.clock() - self._saved_at >= self.interval:
+            self._save_model()
+            self._saved_at = self.clock()
+
+    def _save_model(self):
+        name = f"epoch-{self._current_epoch:05d}.weights.h5"
+        path = os.path.join(self.backup_dir, name)
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save_weights(path, overwrite=True)
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+        metadata = {"epoch": self._current_epoch, "batch": 0, "weights": name, "run": self.run}
+        _write_atomically(self._training_metadata_path, json.dumps(metadata))  # the commit
+        self._weights_path = path
+        self._remove_other_weights(keep=name)
+
+    def _remove_other_weights(self, keep):
+        for path in glob.glob(os.path.join(glob.escape(self.backup_dir), "*.weights.h5")):
+            if os.path.basename(path) != keep:
+                os.remove(path)
+
+
+def delete_backup(backup_dir):
+    """Delete a `Backup` folder: its metadata first (from then on there is no
+    backup to resume, whenever the process dies), then the rest."""
+    backup_dir = pathlib.Path(backup_dir)
+    (backup_dir / Backup.METADATA).unlink(missing_ok=True)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint, async-safe: its batch hook saves nothing with
+    save_freq="epoch", so it need not stop Keras's asynchronous dispatch of
+    batch callbacks."""
+
+    async_safe = True
+
+
+class _Callbacks(keras.callbacks.CallbackList):
+    """Keras's CallbackList, with the index of a training batch's end clamped
+    to the epoch's last step. With `steps_per_execution` k, Keras's
+    EpochIterator reports the end of each execution as its first step + k - 1,
+    also for an epoch's last execution, which runs fewer steps: on a 23-step
+    epoch with k = 16, the progress bar (which shows index + 1) said 32/23."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(min(batch, self.params["steps"] - 1), logs)
 
 
 def _optimizer(recipe, steps_per_epoch, epochs):
@@ -142,6 +270,24 @@ def _check_inputs(model, x, split):
         )
 
 
+def _keep_log_rows(log_path, epochs):
+    """Keep the rows of the first `epochs` epochs in a CSV log (a resumed run
+    replays the epochs after its backup, and logs them again)."""
+    if not log_path.is_file():
+        return
+    with open(log_path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames
+        rows = [r for r in reader if None not in r.values() and r["epoch"].isdigit() and int(r["epoch"]) < epochs]
+    if not fields:
+        return
+    with open(f"{log_path}.partial", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(f"{log_path}.partial", log_path)
+
+
 def _best_so_far(log_path, monitor):
     if not log_path.is_file():
         return None
@@ -151,8 +297,16 @@ def _best_so_far(log_path, monitor):
 
 
 def plot_curves(log_path, png_path, metric="accuracy"):
-    """Loss and metric against epoch, training and validation, from a CSV log."""
-    import matplotlib
+    """Loss and metric against epoch, training and validation, from a CSV log.
+
+    Returns `png_path`, or None without matplotlib (the `plot` extra), after
+    one line on stderr that says so."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"glu_zoo: {pathlib.Path(png_path).name} skipped: plotting needs matplotlib "
+              f"(pip install 'glu-zoo[plot]').", file=sys.stderr)
+        return None
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -171,6 +325,7 @@ def plot_curves(log_path, png_path, metric="accuracy"):
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
+    return png_path
 
 
 @contextlib.contextmanager
@@ -198,17 +353,51 @@ def _distribution(distribute):
     return keras.distribution.DataParallel(devices=keras.distribution.list_devices()).scope()
 
 
-def train(recipe, epochs=None, out=None, precision="float32", distribute=None, verbose="auto", callbacks=()):
+def _prepare_out(out, run, overwrite):
+    """Get the run folder ready; return the epochs its backup holds (0 for a fresh start)."""
+    backup, result = out / "backup", out / "result.json"
+    metadata = None if overwrite else Backup.read(backup)
+    if metadata is not None and metadata.get("run") != run:
+        raise ValueError(
+            f"train: {out} holds an interrupted run of other settings ({metadata.get('run')}); resume it with "
+            f"the same recipe, epochs, precision and distribute, or pass overwrite=True (glu-zoo train "
+            f"--overwrite) or another `out`."
+        )
+    if metadata is None and result.is_file() and not overwrite:
+        raise ValueError(
+            f"train: {out} holds a finished run ({result}); pass overwrite=True (glu-zoo train --overwrite) "
+            f"to train over it, or another `out`."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    if metadata is None:
+        delete_backup(backup)  # what a save or a deletion that did not finish left, if anything
+        for stale in ("log.csv", "best.weights.h5", "curves.png", "result.json"):
+            (out / stale).unlink(missing_ok=True)
+        return 0
+    _keep_log_rows(out / "log.csv", metadata["epoch"])
+    return metadata["epoch"]
+
+
+def train(recipe, epochs=None, out=None, precision="float32", distribute=None, verbose="auto", callbacks=(),
+          backup_interval=BACKUP_INTERVAL, overwrite=False):
     """Train a recipe (a `Recipe` or its name) with `model.fit` on the current backend.
 
     Args:
         epochs: override the recipe's epochs (for quick runs).
         out: the run folder (default `runs/<recipe>`); if it holds an
-            interrupted run, training resumes from its last finished epoch.
+            interrupted run, training resumes from its last backup (and must
+            have the same recipe, epochs, precision and distribute).
         precision: "float32" or "mixed_bfloat16".
         distribute: None or "data" (`keras.distribution.DataParallel` over
             all devices; JAX).
-        callbacks: more Keras callbacks, called after the built-in ones.
+        callbacks: more Keras callbacks, called after the built-in ones and
+            before the backup (which comes last, so that a backup holds all
+            that its epochs did).
+        backup_interval: seconds between backups, at epoch ends (0: every
+            epoch); the last epoch is always backed up. A killed run loses
+            at most this much training, which it replays on resume.
+        overwrite: train over a finished or interrupted run in `out`
+            (otherwise a finished run there is an error).
 
     Returns a dict: `metrics` on the test split, `preset` (the folder),
     `examples_per_second`, `reached` (whether the recipe's target was met).
@@ -217,13 +406,18 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
     epochs = recipe.epochs if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"train: `epochs` must be a positive integer; got {epochs!r}.")
+    check_number("backup_interval", backup_interval, "train", low=0.0, low_open=False)
+    check_bool("overwrite", overwrite, "train")
+    if precision not in PRECISIONS:
+        raise ValueError(f"train: unknown `precision` {precision!r}; allowed: {', '.join(PRECISIONS)}.")
+    if distribute not in DISTRIBUTIONS:
+        raise ValueError(f"train: unknown `distribute` {distribute!r}; allowed: None, 'data'.")
     out = pathlib.Path(out or os.path.join("runs", recipe.name))
-    out.mkdir(parents=True, exist_ok=True)
     backup, log, best = out / "backup", out / "log.csv", out / "best.weights.h5"
-    resuming = backup.is_dir() and any(backup.iterdir())
-    if not resuming:
-        for stale in (log, best):
-            stale.unlink(missing_ok=True)
+    # What a backup must match to be resumed (JSON, as it is stored).
+    run = json.loads(json.dumps({"recipe": recipe.to_dict(), "epochs": epochs, "precision": precision,
+                                 "distribute": distribute}))
+    resuming = _prepare_out(out, run, overwrite) > 0
 
     splits = data_lib.load(recipe.data, **recipe.data_options)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits.train, splits.validation, splits.test
@@ -238,10 +432,22 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         monitor = f"val_{recipe.metric}"
         # With a validation split, the weights of the best validation epoch are
         # kept; without one, those of the last epoch.
-        checkpoint = [keras.callbacks.ModelCheckpoint(
+        checkpoint = [_BestCheckpoint(
             str(best), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
             initial_value_threshold=_best_so_far(log, monitor) if resuming else None,
         )] if len(x_val) else []
+        callback_list = _Callbacks(
+            [
+                _SetEpoch(dataset, recipe.seed),
+                *checkpoint,
+                keras.callbacks.CSVLogger(str(log), append=resuming),
+                throughput,
+                *callbacks,
+                Backup(backup, interval=backup_interval, run=run),  # last: it commits the epoch
+            ],
+            add_history=True, add_progbar=verbose != 0, model=model,
+            verbose=verbose, epochs=epochs, steps=len(dataset),
+        )
         model.fit(
             dataset,
             validation_data=(x_val, y_val) if len(x_val) else None,
@@ -249,14 +455,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
             epochs=epochs,
             shuffle=False,  # EpochShuffled orders each epoch by (seed, epoch)
             verbose=verbose,
-            callbacks=[
-                keras.callbacks.BackupAndRestore(str(backup)),
-                _SetEpoch(dataset, recipe.seed),
-                *checkpoint,
-                keras.callbacks.CSVLogger(str(log), append=resuming),
-                throughput,
-                *callbacks,
-            ],
+            callbacks=callback_list,
         )
         if checkpoint and best.is_file():
             model.load_weights(best)
@@ -285,7 +484,8 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         "preset": str(preset),
         "out": str(out),
     }
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    _write_atomically(out / "result.json", json.dumps(result, indent=2) + "\n")
+    delete_backup(backup)  # only now: a run killed before this resumes after its last epoch
     return result
 
 

@@ -16,6 +16,7 @@ def test_list_shows_recipes_and_presets_with_metrics(capsys):
     assert "presets:" in out and "test accuracy 0.9" in out
 
 
+@pytest.mark.slow
 def test_evaluate_json(capsys):
     assert cli.main(["evaluate", "activator_vit_reduced_digits", "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -34,6 +35,7 @@ def test_unknown_preset_is_an_error(capsys):
     assert "unknown preset 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("other", [b for b in ("jax", "tensorflow", "torch") if b != BACKEND][:1])
 def test_backend_flag_is_set_before_keras_is_imported(other):
     env = {**os.environ, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -41,3 +43,53 @@ def test_backend_flag_is_set_before_keras_is_imported(other):
                          capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout.strip().splitlines()[-1])["backend"] == other
+
+
+def test_train_options_reach_train(capsys, tmp_path):
+    (tmp_path / "result.json").write_text("{}")
+    assert cli.main(["train", "activator_vit_digits", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"train: {tmp_path} holds a finished run" in err and "(glu-zoo train --overwrite)" in err
+    assert cli.main(["train", "activator_vit_digits", "--out", str(tmp_path / "new"), "--backup-interval", "-1"]) == 2
+    assert "`backup_interval` must be a number in [0.0, inf); got -1.0" in capsys.readouterr().err
+
+
+NOISE = [  # what TensorFlow 2.21 printed on a CPU machine at the first `glu-zoo train`
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    "I0000 00:00:1795982363.214295    8387 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+    "GPU will not be used.\n",
+    "I0000 00:00:1795982363.214002    8387 port.cc:153] oneDNN custom operations are on.\n",
+    "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow.\n",
+    "E0000 00:00:1795982373.081020    8387 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n",
+    "2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find cuda\n",
+]
+KEPT = [
+    "E0000 00:00:1795982373.081020    8387 executor.cc:12] an error that is not about CUDA\n",
+    "Traceback (most recent call last):\n",
+    "UserWarning: a Python warning\n",
+]
+
+
+def test_quiet_backend_logs_drop_the_backends_noise_and_keep_the_rest(capfd, monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    with cli._quiet_backend_logs():
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+        for line in NOISE + KEPT:
+            os.write(2, line.encode())
+    assert capfd.readouterr().err == "".join(KEPT)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user's own setting: nothing is dropped
+    with cli._quiet_backend_logs():
+        for line in NOISE:
+            os.write(2, line.encode())
+    assert capfd.readouterr().err == "".join(NOISE) and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+@pytest.mark.slow
+def test_a_first_training_run_prints_no_cuda_noise(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-m", "glu_zoo.cli", "train", "activator_vit_digits", "--epochs", "1",
+                          "--out", str(tmp_path), "--quiet"],
+                         capture_output=True, text=True, env={**env, "KERAS_BACKEND": BACKEND})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"activator_vit_digits on {BACKEND}: test accuracy" in run.stdout
+    assert "cuInit" not in run.stderr and "cuda" not in run.stderr.lower(), run.stderr[-3000:]
