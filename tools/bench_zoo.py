@@ -1,6 +1,6 @@
 """Train the digits recipes on every backend, side by side with the official
 Activator training loop (plain PyTorch, eager), and report accuracy,
-parameters, training images/s and peak memory.
+parameters, training speed and peak memory.
 
 Each (backend, recipe) runs the full recipe in its own process, so that the
 backend is set before Keras is imported and the peak memory is its own. The
@@ -8,8 +8,20 @@ official loop is the official code's model and training loop (Adam 1e-3,
 batch 64, a shuffled DataLoader, 60 epochs, cross-entropy, eager PyTorch),
 re-typed here for the digits arrays; it runs in the same benchmark run.
 
+Speed, two ways:
+- training batches only: images/s of `fit`'s training batches (median over
+  epochs 2-60), what `train` reports;
+- end to end, as the user waits for it: the wall time of a whole 12-epoch
+  `train(recipe, epochs=12)` (data, model, compilation, fit, backups, test,
+  preset) minus that of a 2-epoch one, so that start-up and compilation
+  cancel: 10 epochs of training images over the difference. The official
+  loop (model, loader, training, test) is timed the same way, in the same
+  process, interleaved with the recipe (official 2, recipe 2, official 12,
+  recipe 12, per repeat), and the ratio is taken per repeat.
+
     python tools/bench_zoo.py                       # prints the table
     python tools/bench_zoo.py --write docs/benchmarks.md
+    python tools/bench_zoo.py --backends jax --recipes activator_vit_digits --no-official --end-to-end-only
 """
 
 import argparse
@@ -18,12 +30,15 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchlib import write_block
 
 BACKENDS = ("jax", "tensorflow", "torch")
 RECIPES = ("vit_digits", "activator_vit_digits", "activator_vit_reduced_digits", "activator_vit_mixing_digits")
+OFFICIAL = {"activator_vit_reduced_digits": "reduced"}  # the official variant each recipe is timed beside; else full
+SHORT, LONG = 2, 12  # the epochs of the two runs whose difference is timed end to end
 
 
 def _rss_mib():
@@ -38,24 +53,67 @@ def _peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_recipe(name, out):
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def end_to_end(name, variant, repeats):
+    """Images/s end to end of the recipe `name` and of the official loop
+    `variant`, and their ratio: per repeat, the time of a LONG-epoch run
+    minus that of a SHORT-epoch one, each a whole run in this process
+    (medians over repeats)."""
+    import numpy as np
+
+    from glu_zoo import data, recipes, training
+
+    recipe = recipes.get(name)
+    images = (LONG - SHORT) * len(data.load(recipe.data, **recipe.data_options).train[0])
+    official_images = (LONG - SHORT) * len(data.load_digits(validation_size=0.0).train[0])
+
+    def ours(epochs):
+        out = tempfile.mkdtemp(prefix=f"bench_zoo_{name}_")
+        return _timed(lambda: training.train(recipe, epochs=epochs, out=out, verbose=0))
+
+    def theirs(epochs):
+        return _timed(lambda: run_official(variant, epochs=epochs))
+
+    theirs(1)  # the official loop's one-time costs (torch's first use) are in neither of its timed runs
+    rates, official, ratios, seconds = [], [], [], []
+    for _ in range(repeats):
+        t_official_short, t_short = theirs(SHORT), ours(SHORT)
+        t_official_long, t_long = theirs(LONG), ours(LONG)
+        rates.append(images / (t_long - t_short))
+        official.append(official_images / (t_official_long - t_official_short))
+        ratios.append(rates[-1] / official[-1])
+        seconds.append([round(t, 3) for t in (t_official_short, t_short, t_official_long, t_long)])
+    return {"end_to_end": float(np.median(rates)), "official_end_to_end": float(np.median(official)),
+            "end_to_end_ratio": float(np.median(ratios)), "official_variant": variant, "seconds": seconds}
+
+
+def run_recipe(name, out, repeats=1, full=True):
     import keras
 
     from glu_zoo import models, recipes, training
 
     recipe = recipes.get(name)
     params = models.build(recipe.architecture, **recipe.model_overrides).count_params()
-    baseline = _rss_mib()
-    result = training.train(recipe, out=out, verbose=0)
-    return {
-        "kind": "recipe", "name": name, "backend": keras.backend.backend(), "parameters": params,
-        "accuracy": result["metrics"]["accuracy"], "target": recipe.target,
-        "examples_per_second": result["examples_per_second"],
-        "peak_mib": _peak_mib(), "training_mib": _peak_mib() - baseline,
-    }
+    row = {"kind": "recipe", "name": name, "backend": keras.backend.backend(), "parameters": params,
+           "target": recipe.target, "accuracy": None, "examples_per_second": None,
+           "peak_mib": None, "training_mib": None}
+    if full:
+        baseline = _rss_mib()
+        result = training.train(recipe, out=out, verbose=0, overwrite=True)
+        row.update(accuracy=result["metrics"]["accuracy"], examples_per_second=result["examples_per_second"],
+                   peak_mib=_peak_mib(), training_mib=_peak_mib() - baseline)
+    else:  # a first, untimed run: the process's one-time costs (imports, first compilations) are not in either run
+        training.train(recipe, epochs=1, out=tempfile.mkdtemp(prefix="bench_zoo_warmup_"), verbose=0)
+    row.update(end_to_end(name, OFFICIAL.get(name, "full"), repeats))
+    return row
 
 
-def run_official(variant, seed=0):
+def run_official(variant, seed=0, epochs=60):
     """The official Activator model and training loop, in eager PyTorch."""
     import numpy as np
     import torch
@@ -112,7 +170,7 @@ def run_official(variant, seed=0):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     baseline = _rss_mib()
     rates = []
-    for _ in range(60):
+    for _ in range(epochs):
         model.train()
         start = time.perf_counter()
         for xb, yb in loader:
@@ -128,25 +186,54 @@ def run_official(variant, seed=0):
     return {
         "kind": "official", "name": f"official Activator ({variant})", "backend": f"torch {torch.__version__}",
         "parameters": sum(p.numel() for p in model.parameters()), "accuracy": accuracy, "target": None,
-        "examples_per_second": float(np.median(rates[1:])), "peak_mib": _peak_mib(),
+        "examples_per_second": float(np.median(rates[1:] or rates)), "peak_mib": _peak_mib(),
         "training_mib": _peak_mib() - baseline,
     }
 
 
-def table(rows):
+def run_official_row(variant, repeats=1):
+    """The official loop's 60-epoch row, and its own end-to-end speed."""
+    import numpy as np
+
+    from glu_zoo import data
+
+    row = run_official(variant)
+    images = (LONG - SHORT) * len(data.load_digits(validation_size=0.0).train[0])
+    rates, seconds = [], []
+    for _ in range(repeats):
+        t_short = _timed(lambda: run_official(variant, epochs=SHORT))
+        t_long = _timed(lambda: run_official(variant, epochs=LONG))
+        rates.append(images / (t_long - t_short))
+        seconds.append([round(t_short, 3), round(t_long, 3)])
+    row.update(end_to_end=float(np.median(rates)), official_end_to_end=float(np.median(rates)), end_to_end_ratio=1.0,
+               official_variant=variant, seconds=seconds)
+    return row
+
+
+def table(rows, repeats):
     lines = [
         "Digits, 1,437 training images, 360 test images, 60 epochs; each row one process "
-        "trained from scratch in the same benchmark run. Images/s: median over epochs 2–60 of the training "
-        "batches only. Peak: the process's peak RSS; training: peak minus the RSS before training.",
+        "trained from scratch in the same benchmark run. Batches only: images/s of the training batches, "
+        f"median over epochs 2–60. End to end: 10 epochs' images over the wall time of a whole {LONG}-epoch "
+        f"run minus that of a {SHORT}-epoch run (data, model, compilation, fit, backups, test, preset), "
+        "beside the official loop (variant in brackets) timed the same way in the same process, interleaved; "
+        f"median of {repeats} repeat(s). Peak: the process's peak RSS before the official loop runs in it; "
+        "training: peak minus the RSS before training.",
         "",
-        "| model | backend | parameters | test accuracy | target | training images/s | peak MiB | training MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | backend | parameters | test accuracy | target | batches only images/s | end to end images/s "
+        "| official loop end to end | end to end / official | peak MiB | training MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def number(value, spec=",.0f"):
+        return "" if value is None else format(value, spec)
+
     for r in rows:
-        target = "" if r["target"] is None else f"{r['target']:.3f}"
         lines.append(
-            f"| {r['name']} | {r['backend']} | {r['parameters']:,} | {r['accuracy']:.4f} | {target} | "
-            f"{r['examples_per_second']:,.0f} | {r['peak_mib']:,.0f} | {r['training_mib']:,.0f} |"
+            f"| {r['name']} | {r['backend']} | {r['parameters']:,} | {number(r['accuracy'], '.4f')} | "
+            f"{number(r['target'], '.3f')} | {number(r['examples_per_second'])} | {number(r['end_to_end'])} | "
+            f"{number(r['official_end_to_end'])} ({r['official_variant']}) | {r['end_to_end_ratio']:.2f}× | "
+            f"{number(r['peak_mib'])} | {number(r['training_mib'])} |"
         )
     return "\n".join(lines)
 
@@ -157,12 +244,18 @@ def main():
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--no-official", action="store_true")
     parser.add_argument("--runs", default="runs/bench_zoo")
+    parser.add_argument("--repeats", type=int, default=1, help="end-to-end repeats per row (median)")
+    parser.add_argument("--end-to-end-only", action="store_true",
+                        help="skip the 60-epoch runs (accuracy, batches-only speed, memory)")
     parser.add_argument("--write", metavar="PATH")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, name = args.worker
-        row = run_official(name) if kind == "official" else run_recipe(name, os.path.join(args.runs, name))
+        if kind == "official":
+            row = run_official_row(name, args.repeats)
+        else:
+            row = run_recipe(name, os.path.join(args.runs, name), args.repeats, full=not args.end_to_end_only)
         print("RESULT " + json.dumps(row), flush=True)
         return
     jobs = [] if args.no_official else [("torch", "official", v) for v in ("full", "reduced")]
@@ -171,12 +264,19 @@ def main():
     for backend, kind, name in jobs:
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         runs = os.path.join(args.runs, backend)
-        cmd = [sys.executable, __file__, "--worker", kind, name, "--runs", runs]
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.split("RESULT ", 1)[1]))
-        print(f"{backend} {name}: {rows[-1]['accuracy']:.4f}, {rows[-1]['examples_per_second']:,.0f} img/s",
-              file=sys.stderr, flush=True)
-    text = table(rows)
+        cmd = [sys.executable, __file__, "--worker", kind, name, "--runs", runs, "--repeats", str(args.repeats)]
+        if args.end_to_end_only:
+            cmd.append("--end-to-end-only")
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if run.returncode:
+            sys.exit(f"{backend} {name} failed:\n{run.stderr[-3000:]}")
+        rows.append(json.loads(run.stdout.split("RESULT ", 1)[1]))
+        r = rows[-1]
+        print(f"{backend} {name}: accuracy {r['accuracy']}, batches only {r['examples_per_second']} img/s, "
+              f"end to end {r['end_to_end']:,.0f} img/s = {r['end_to_end_ratio']:.2f}× the official loop "
+              f"({r['official_end_to_end']:,.0f}); seconds per repeat (official {SHORT}, ours {SHORT}, official "
+              f"{LONG}, ours {LONG}): {r['seconds']}", file=sys.stderr, flush=True)
+    text = table(rows, args.repeats)
     print(text)
     if args.write:
         write_block(args.write, 'bench_zoo', 'Zoo models on digits (`tools/bench_zoo.py`)', text)
