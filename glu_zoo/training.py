@@ -259,17 +259,6 @@ def _compile(model, optimizer=None):
     )
 
 
-def _check_inputs(model, x, split):
-    expected = tuple(None if d is None else int(d) for d in model.inputs[0].shape[1:])
-    got = tuple(x.shape[1:])
-    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-        shown = ", ".join("None" if d is None else str(d) for d in expected)
-        raise ValueError(
-            f"{split} inputs have shape {got} but the model expects {expected} "
-            f"(expected batch shape (None, {shown}), received {tuple(x.shape)})."
-        )
-
-
 def _keep_log_rows(log_path, epochs):
     """Keep the rows of the first `epochs` epochs in a CSV log (a resumed run
     replays the epochs after its backup, and logs them again)."""
@@ -425,7 +414,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
     with _precision(precision), _distribution(distribute):
         model = models.build(recipe.architecture, **recipe.model_overrides)
         for x, split in ((x_train, "training"), (x_test, "test")):
-            _check_inputs(model, x, split)
+            model.check_inputs(x, f"{split} inputs")
         dataset = EpochShuffled(x_train, y_train, recipe.batch_size, recipe.seed, drop_remainder=bool(distribute))
         _compile(model, _optimizer(recipe, len(dataset), epochs))
         throughput = Throughput(len(dataset) * recipe.batch_size if distribute else len(x_train))
@@ -507,7 +496,7 @@ def evaluate(name_or_path):
     recipe = recipes_lib.Recipe(**metadata["recipe"])
     splits = data_lib.load(recipe.data, **recipe.data_options)
     x_test, y_test = splits.test
-    _check_inputs(model, x_test, "test")
+    model.check_inputs(x_test, "test inputs")
     _compile(model)
     scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     return {

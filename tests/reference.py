@@ -1,4 +1,4 @@
-"""NumPy references written from ../shared/REFERENCE.md §1–2 (float64)."""
+"""NumPy references (float64) of the activations, layers and models, written from their papers."""
 
 import math
 
@@ -99,3 +99,132 @@ def gated_ffn(x, kernel_in, kernel_out, variant, alpha=0.0, bias_in=None, bias_o
     a, b = h[..., :hidden], h[..., hidden:]
     y = (VARIANT_GATES[variant](a, alpha) * b) @ kernel_out
     return y + (0.0 if bias_out is None else bias_out)
+
+
+# --- Transformer block, patch embedding, ViT and Activator (models; issue 8 §2) ---
+# Weights come as dicts keyed by the path below the layer or model
+# ("attention/query/kernel", "block_0/mlp/kernel_in"), as float64 arrays.
+
+def below(w, prefix):
+    """The entries of `w` under `prefix`, keyed by the rest of their path."""
+    return {k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}
+
+
+def layer_norm(x, gamma, beta, eps):
+    """(x − mean) / √(var + eps) · γ + β over the last axis (arXiv 1607.06450)."""
+    mean = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def key_mask(mask, num_queries):
+    """A (batch, S) mask of the keys as (batch, T, S); a (batch, T, S) mask as it is."""
+    mask = np.asarray(mask, bool)
+    if mask.ndim == 2:
+        return np.broadcast_to(mask[:, None, :], (mask.shape[0], num_queries, mask.shape[1]))
+    return mask
+
+
+def multi_head_attention(query, value, w, mask=None):
+    """softmax(Q_h K_hᵀ / √k) V_h per head h, the heads projected back
+    (Vaswani et al. 2017, arXiv 1706.03762), in Keras's MultiHeadAttention
+    layout: query/key/value kernels (d, H, k) and biases (H, k),
+    attention_output kernel (H, k, d) and bias (d,). `mask` (batch, T, S) or
+    (batch, S): True where a query may attend to a key."""
+    def project(x, name):
+        return np.einsum("bsd,dhk->bshk", x, w[f"{name}/kernel"]) + w.get(f"{name}/bias", 0.0)
+
+    q, k, v = project(query, "query"), project(value, "key"), project(value, "value")
+    scores = np.einsum("bthk,bshk->bhts", q, k) / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(key_mask(mask, query.shape[1])[:, None], scores, -np.inf)
+    heads = np.einsum("bhts,bshk->bthk", softmax(scores), v)
+    return np.einsum("bthk,hkd->btd", heads, w["attention_output/kernel"]) + w.get("attention_output/bias", 0.0)
+
+
+def mlp(x, w, kind):
+    """FFN(x) for an FFN activation, GatedFFN(x) for a GLU variant; `w` holds
+    kernel_in, kernel_out and, where present, bias_in, bias_out, alpha."""
+    fn = ffn if kind in ACTIVATIONS else gated_ffn
+    return fn(x, w["kernel_in"], w["kernel_out"], kind, alpha=w.get("alpha", 0.0), bias_in=w.get("bias_in"),
+              bias_out=w.get("bias_out"))
+
+
+def transformer_encoder_block(x, w, kind, mask=None, eps=1e-6):
+    """Pre-norm block: x ← x + MHA(LN(x)), x ← x + MLP(LN(x))."""
+    h = layer_norm(x, w["attention_norm/gamma"], w["attention_norm/beta"], eps)
+    x = x + multi_head_attention(h, h, below(w, "attention/"), mask)
+    h = layer_norm(x, w["mlp_norm/gamma"], w["mlp_norm/beta"], eps)
+    return x + mlp(h, below(w, "mlp/"), kind)
+
+
+def patch_embedding(x, kernel, bias, p):
+    """Token i·(W/p) + j is patch (i, j), flattened against kernel (p, p, C, d)."""
+    _, h, w, _ = x.shape
+    out = []
+    for i in range(h // p):
+        for j in range(w // p):
+            patch = x[:, i * p:(i + 1) * p, j * p:(j + 1) * p, :].astype(np.float64)
+            out.append(np.einsum("buvc,uvcd->bd", patch, kernel) + bias)
+    return np.stack(out, axis=1)
+
+
+def vit(x, w, patch_size, num_layers, kind, pooling):
+    """ViT (Dosovitskiy et al. 2020, arXiv 2010.11929): patches, [class
+    token], + positions, pre-norm blocks, final LN, class token or mean, head."""
+    h = patch_embedding(x, w["patch_embedding/conv/kernel"], w["patch_embedding/conv/bias"], patch_size)
+    if pooling == "cls":
+        token = np.broadcast_to(w["class_token/token"], (h.shape[0], 1, h.shape[2]))
+        h = np.concatenate([token, h], axis=1)
+    h = h + w["position_embedding/embeddings"]
+    for i in range(num_layers):
+        h = transformer_encoder_block(h, below(w, f"block_{i}/"), kind)
+    h = layer_norm(h, w["final_norm/gamma"], w["final_norm/beta"], 1e-6)
+    pooled = h[:, 0] if pooling == "cls" else h.mean(axis=1)
+    return pooled @ w["head/kernel"] + w["head/bias"]
+
+
+def transformer_classifier(tokens, w, num_layers, kind):
+    """The LRA Transformer baseline (Tay et al. 2020, arXiv 2011.04006): token
+    embedding + positions, pre-norm blocks whose queries see the non-padding
+    keys (id 0 = padding), final LN, mean over the non-padding tokens, head."""
+    mask = tokens != 0
+    h = w["token_embedding/embeddings"][tokens] + w["position_embedding/embeddings"]
+    for i in range(num_layers):
+        h = transformer_encoder_block(h, below(w, f"block_{i}/"), kind, mask=mask)
+    h = layer_norm(h, w["final_norm/gamma"], w["final_norm/beta"], 1e-6)
+    pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return pooled @ w["head/kernel"] + w["head/bias"]
+
+
+def activator_gating_unit(x, w, ffn_dim):
+    """Activator gating unit (Abdullah et al. 2024, arXiv 2405.15953):
+    u = LN'(GELU(x·W1 + b1)), v = LN'(x·W2 + b2) with ONE LayerNorm LN'
+    (eps 1e-5) for both, [ours: v ← v ⊗ (W_t·v + b_t) over tokens],
+    out = (u ⊗ v)·W3 + b3."""
+    w1, w2 = w["kernel_in"][:, :ffn_dim], w["kernel_in"][:, ffn_dim:]
+    b1, b2 = w["bias_in"][:ffn_dim], w["bias_in"][ffn_dim:]
+    u = layer_norm(gelu(x @ w1 + b1), w["norm/gamma"], w["norm/beta"], 1e-5)
+    v = layer_norm(x @ w2 + b2, w["norm/gamma"], w["norm/beta"], 1e-5)
+    if "token_kernel" in w:
+        v = v * (np.einsum("ij,bjf->bif", w["token_kernel"], v) + w["token_bias"][:, None])
+    return (u * v) @ w["kernel_out"] + w["bias_out"]
+
+
+def activator_vit(x, w, patch_size, num_layers, ffn_dim, variant):
+    """The official ACTIVATORImageClassification forward pass: conv patches,
+    blocks x ← x + ActGU(LN(x)) and (variant "full") x ← x + FFN(LN(x)) with
+    the same LayerNorm, the mean over tokens, a linear head."""
+    h = patch_embedding(x, w["patch_embedding/conv/kernel"], w["patch_embedding/conv/bias"], patch_size)
+    for i in range(num_layers):
+        norm = below(w, f"block_{i}_norm/")
+        h = h + activator_gating_unit(layer_norm(h, norm["gamma"], norm["beta"], 1e-5),
+                                      below(w, f"block_{i}_gating/"), ffn_dim)
+        if variant == "full":
+            h = h + mlp(layer_norm(h, norm["gamma"], norm["beta"], 1e-5), below(w, f"block_{i}_ffn/"), "gelu")
+    return h.mean(axis=1) @ w["head/kernel"] + w["head/bias"]

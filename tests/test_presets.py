@@ -1,5 +1,7 @@
 import json
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -34,13 +36,13 @@ def test_shipped_preset_metadata(name, tmp_path):
     for key in ("recipe", "data_split", "test_metrics", "parameters", "keras_version", "backend", "date",
                 "weights_sha256", "expected_output"):
         assert key in m, key
-    size = sum(f.stat().st_size for f in (presets.registry.SHIPPED / name).iterdir())
+    size = sum(f.stat().st_size for f in (presets.SHIPPED / name).iterdir())
     assert size < 2 * 1024 * 1024
 
 
 def _copy(name, tmp_path):
     target = tmp_path / name
-    shutil.copytree(presets.registry.SHIPPED / name, target)
+    shutil.copytree(presets.SHIPPED / name, target)
     return target
 
 
@@ -69,6 +71,57 @@ def test_unknown_name_lists_the_shipped_presets():
 def test_wrong_class_is_refused():
     with pytest.raises(PresetError, match=r"holds a ActivatorViT, not a ViT"):
         models.ViT.from_preset("activator_vit_digits")
+
+
+def test_a_base_class_loads_the_subclass_that_the_preset_names():
+    model = models.ZooModel.from_preset("vit_digits")
+    assert type(model) is models.ViT
+    assert presets.expected_output_error(model, presets.get_metadata("vit_digits")) <= 1e-4
+
+
+def _rename_class(path, class_name, registered_name=None):
+    """A preset whose config and metadata both name another class."""
+    config = json.loads((path / "config.json").read_text())
+    config["class_name"] = class_name
+    config["registered_name"] = registered_name or f"glu_zoo>{class_name}"
+    (path / "config.json").write_text(json.dumps(config))
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["class_name"] = class_name
+    (path / "metadata.json").write_text(json.dumps(metadata))
+
+
+def test_an_unregistered_class_is_named(tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    _rename_class(path, "NotAModel")
+    with pytest.raises(PresetError, match=r"holds a 'NotAModel', which is not a registered glu_zoo model"):
+        presets.load(path)
+
+
+def test_only_glu_zoo_models_are_built_without_a_class(tmp_path):
+    """A class registered by another package, or a glu_zoo layer, is not a
+    glu_zoo model: a preset that names it is refused before anything is built."""
+    built = []
+
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class Sneaky(keras.Model):
+        @classmethod
+        def from_config(cls, config):
+            built.append(config)
+            return cls()
+
+    path = _copy("vit_digits", tmp_path)
+    for class_name, registered in [("Sneaky", "elsewhere>Sneaky"), ("FFN", "glu_zoo>FFN")]:
+        _rename_class(path, class_name, registered)
+        with pytest.raises(PresetError, match=rf"holds a '{class_name}', which is not a registered glu_zoo model"):
+            presets.load(path)
+    assert built == []
+
+
+def test_the_preset_io_imports_no_model():
+    code = "import sys, glu_zoo.presets; print('glu_zoo.models' in sys.modules, 'keras' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["False", "False"]
 
 
 def test_config_that_does_not_match_the_metadata_is_refused(tmp_path):
@@ -104,4 +157,4 @@ def test_token_model_preset_records_integer_inputs(tmp_path):
     assert presets.expected_output_error(loaded, m) < 1e-6
     any_length = models.LRUClassifier(vocabulary_size=7, hidden_dim=8, state_dim=4, num_layers=1)
     m = presets.get_metadata(any_length.save_to_preset(tmp_path / "q"))
-    assert m["expected_output"]["input_shape"] == [presets.registry.FIXED_INPUT_LENGTH]
+    assert m["expected_output"]["input_shape"] == [presets.FIXED_INPUT_LENGTH]

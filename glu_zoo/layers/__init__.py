@@ -1,8 +1,10 @@
 """Layers of glu_zoo, one file per family."""
 
+from glu_zoo.layers.activator import ActivatorGatingUnit, torch_linear_init
 from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
+from glu_zoo.layers.transformer import TransformerEncoderBlock
 from glu_zoo.layers.recurrent import LRU, RGLRU, SCAN_MODES, LRUBlock, RecurrentBlock
 
 __all__ = [
@@ -17,6 +19,9 @@ __all__ = [
     "PatchEmbedding",
     "ClassToken",
     "PositionEmbedding",
+    "TransformerEncoderBlock",
+    "ActivatorGatingUnit",
+    "torch_linear_init",
     "LRU",
     "LRUBlock",
     "RGLRU",

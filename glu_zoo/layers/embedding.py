@@ -7,12 +7,9 @@ Channels-last images, (batch, height, width, channels).
 import keras
 from keras import ops
 
-__all__ = ["PatchEmbedding", "ClassToken", "PositionEmbedding"]
+from glu_zoo.layers.checks import check_floating, check_positive_int
 
-
-def _check_positive_int(name, value, owner):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer; got {value!r}.")
+__all__ = ["PatchEmbedding", "ClassToken", "PositionEmbedding", "check_image_shape", "check_images_shape", "check_patch_size"]
 
 
 def check_image_shape(image_shape, owner):
@@ -83,7 +80,7 @@ class PatchEmbedding(keras.layers.Layer):
         owner = type(self).__name__
         image_shape = check_image_shape(image_shape, owner)
         check_patch_size(patch_size, image_shape, owner)
-        _check_positive_int("hidden_dim", hidden_dim, owner)
+        check_positive_int("hidden_dim", hidden_dim, owner)
         self.patch_size = patch_size
         self.hidden_dim = hidden_dim
         self.image_shape = image_shape
@@ -113,11 +110,7 @@ class PatchEmbedding(keras.layers.Layer):
 
     def call(self, images):
         self._check_shape(images.shape)
-        if not keras.backend.is_float_dtype(images.dtype):
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}': `images` must be floating point; "
-                f"got dtype {keras.backend.standardize_dtype(images.dtype)}."
-            )
+        check_floating(images.dtype, f"{type(self).__name__} '{self.name}'", name="images")
         y = self.conv(images)
         return ops.reshape(y, (-1, self.num_patches, self.hidden_dim))
 

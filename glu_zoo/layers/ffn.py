@@ -8,6 +8,14 @@ import keras
 from keras import ops
 
 from glu_zoo import activations
+from glu_zoo.layers.checks import (
+    check_bool,
+    check_choice,
+    check_dropout,
+    check_floating,
+    check_positive_int,
+    fresh,
+)
 
 __all__ = ["FFN", "GatedFFN", "FFN_ACTIVATIONS", "GATED_VARIANTS"]
 
@@ -34,16 +42,9 @@ _GATES = {
 FFN_ACTIVATIONS = tuple(_ACTIVATIONS) + tuple(_EXPANDED_ACTIVATIONS)
 GATED_VARIANTS = tuple(_GATES) + tuple(_EXPANDED_VARIANTS)
 
-
-def _fresh(initializer):
-    """A new instance per weight: an unseeded Keras initializer fixes its seed
-    when it is created, so one instance would give two weights the same values."""
-    return initializer.__class__.from_config(initializer.get_config())
-
-
-def _check_positive_int(name, value, owner):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer; got {value!r}.")
+# Transitional: layers/recurrent.py (being split into lru.py/rglru.py) still
+# imports these two names; remove them with that split.
+_check_positive_int, _fresh = check_positive_int, fresh
 
 
 class _FeedForward(keras.layers.Layer):
@@ -66,17 +67,10 @@ class _FeedForward(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         owner = type(self).__name__
-        _check_positive_int("hidden_dim", hidden_dim, owner)
-        if output_dim is not None:
-            _check_positive_int("output_dim", output_dim, owner)
-        if not isinstance(use_bias, bool):
-            raise ValueError(f"{owner}: `use_bias` must be True or False; got {use_bias!r}.")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{owner}: `dropout` must be a number in [0, 1); got {dropout!r}.")
-        self.hidden_dim = hidden_dim
-        self.output_dim = output_dim
-        self.use_bias = use_bias
-        self.dropout = float(dropout)
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim, owner)
+        self.output_dim = None if output_dim is None else check_positive_int("output_dim", output_dim, owner)
+        self.use_bias = check_bool("use_bias", use_bias, owner)
+        self.dropout = check_dropout(dropout, owner)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
@@ -108,31 +102,27 @@ class _FeedForward(keras.layers.Layer):
         self.kernel_in = self.add_weight(
             name="kernel_in",
             shape=(self.input_dim, self._in_width),
-            initializer=_fresh(self.kernel_initializer),
+            initializer=fresh(self.kernel_initializer),
         )
         if self.use_bias:
             self.bias_in = self.add_weight(
-                name="bias_in", shape=(self._in_width,), initializer=_fresh(self.bias_initializer)
+                name="bias_in", shape=(self._in_width,), initializer=fresh(self.bias_initializer)
             )
         if self._gate_kind is not None:
             self.alpha = self.add_weight(name="alpha", shape=(), initializer="zeros")
         self.kernel_out = self.add_weight(
             name="kernel_out",
             shape=(self.hidden_dim, out_dim),
-            initializer=_fresh(self.kernel_initializer),
+            initializer=fresh(self.kernel_initializer),
         )
         if self.use_bias:
             self.bias_out = self.add_weight(
-                name="bias_out", shape=(out_dim,), initializer=_fresh(self.bias_initializer)
+                name="bias_out", shape=(out_dim,), initializer=fresh(self.bias_initializer)
             )
 
     def call(self, inputs, training=None):
         self._check_shape(inputs.shape)
-        if not keras.backend.is_float_dtype(inputs.dtype):
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}': `inputs` must be floating point; "
-                f"got dtype {keras.backend.standardize_dtype(inputs.dtype)}."
-            )
+        check_floating(inputs.dtype, f"{type(self).__name__} '{self.name}'")
         h = ops.matmul(inputs, self.kernel_in)
         if self.use_bias:
             h = h + self.bias_in
@@ -182,10 +172,7 @@ class FFN(_FeedForward):
 
     def __init__(self, hidden_dim, activation="relu", output_dim=None, use_bias=False,
                  dropout=0.0, **kwargs):
-        if activation not in FFN_ACTIVATIONS:
-            raise ValueError(
-                f"FFN: unknown `activation` {activation!r}; allowed: {', '.join(FFN_ACTIVATIONS)}."
-            )
+        check_choice("activation", activation, FFN_ACTIVATIONS, "FFN")
         super().__init__(hidden_dim, output_dim=output_dim, use_bias=use_bias,
                          dropout=dropout, **kwargs)
         self.activation = activation
@@ -223,10 +210,7 @@ class GatedFFN(_FeedForward):
 
     def __init__(self, hidden_dim, variant="swiglu", output_dim=None, use_bias=False,
                  dropout=0.0, **kwargs):
-        if variant not in GATED_VARIANTS:
-            raise ValueError(
-                f"GatedFFN: unknown `variant` {variant!r}; allowed: {', '.join(GATED_VARIANTS)}."
-            )
+        check_choice("variant", variant, GATED_VARIANTS, "GatedFFN")
         super().__init__(hidden_dim, output_dim=output_dim, use_bias=use_bias,
                          dropout=dropout, **kwargs)
         self.variant = variant
@@ -237,7 +221,7 @@ class GatedFFN(_FeedForward):
     def matched_hidden_dim(d_ff):
         """The hidden width whose three matrices hold no more weights than a
         two-matrix FFN of width `d_ff`: ⌊2·d_ff/3⌋ (3072 → 2048)."""
-        _check_positive_int("d_ff", d_ff, "GatedFFN.matched_hidden_dim")
+        check_positive_int("d_ff", d_ff, "GatedFFN.matched_hidden_dim")
         return (2 * d_ff) // 3
 
     def _hidden(self, h):

@@ -1,33 +1,168 @@
-"""What every zoo model shares: construction from its config and presets."""
+"""What every zoo model shares: construction from its config, the dtype policy,
+one check of the inputs, and presets; the image and token-sequence bases."""
+
+import functools
+import inspect
 
 import keras
+from keras import ops
+
+from glu_zoo.layers.checks import check_positive_int
+from glu_zoo.layers.embedding import check_images_shape
+from glu_zoo.presets import io as preset_io
+
+__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "check_sequence_length"]
+
+
+def _under_dtype_policy(init):
+    """Wraps a model's `__init__` so that `dtype=` (a policy name, config or
+    `DTypePolicy`) is the policy of every layer built inside it, not of the
+    model object alone (a functional model ignores `dtype`)."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, dtype=None, **kwargs):
+        if dtype is None:
+            return init(self, *args, **kwargs)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(keras.dtype_policies.get(dtype))
+        try:
+            return init(self, *args, **kwargs)
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    # Keras reads the constructor's signature (for its default config): the
+    # wrapped one's, where `dtype` falls into **kwargs.
+    __init__.__signature__ = inspect.signature(init)
+    return __init__
 
 
 class ZooModel(keras.Model):
     """A functional `keras.Model` built from its constructor arguments.
 
     Subclasses build their graph in `__init__` (KerasHub style: Layers,
-    Functional Model, Config) and return every constructor argument from
-    `get_config`, so `from_config` is just `cls(**config)`.
+    Functional Model, Config) and extend `get_config` with every constructor
+    argument (`{**super().get_config(), ...}`), so `from_config` is just
+    `cls(**config)`. This base writes `name`, `trainable` and `dtype`: every
+    subclass accepts `dtype=` and builds all its layers under that policy
+    (default: the global policy), so a config or a `.keras` file rebuilds the
+    model in the precision it was built in.
+
+    `check_inputs(x)` is the one check of a model's inputs; `fit`, `evaluate`
+    and `predict` run it on array inputs before they start: Keras's
+    functional input handling adjusts a wrong rank silently (token ids of
+    shape (B, T, 1) or images of shape (B, H, W) would train without an
+    error), and on JAX an error raised inside them, after Keras has moved
+    the weights out of the variables, leaves the model without its weights
+    (Keras 3.15). Layers still check their own call inputs, through the same
+    functions (`check_images_shape`, `checks.check_floating`).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = _under_dtype_policy(cls.__init__)
+
+    def get_config(self):
+        # Not Functional.get_config (the graph): the constructor arguments.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
+    def _owner(self, name=None):
+        owner = f"{type(self).__name__} '{self.name}'"
+        return f"{owner}, {name}" if name else owner
+
+    def check_inputs(self, x, name=None):
+        """A ValueError unless the array `x` fits the model's input: the same
+        rank and the same size on every known axis. Data sets, generators and
+        dicts are left to the traced check. `name` (such as "test inputs")
+        goes into the message. Subclasses check more (images, token ids)."""
+        shape = getattr(x, "shape", None)
+        if shape is None or isinstance(x, dict) or len(self.inputs) != 1:
+            return
+        expected = tuple(self.inputs[0].shape)
+        got = tuple(shape)
+        if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], got[1:])):
+            raise ValueError(f"{self._owner(name)}: expected inputs of shape {expected}; got shape {got}.")
+
+    def fit(self, x=None, *args, **kwargs):
+        self.check_inputs(x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self.check_inputs(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self.check_inputs(x)
+        return super().predict(x, *args, **kwargs)
+
     @classmethod
     def from_preset(cls, name_or_path):
         """Load a shipped preset by name, or a preset folder by path.
 
-        The weights' sha256 and the config's class are checked before
-        anything is loaded; see `glu_zoo.presets`.
+        The weights' sha256 and the config's class (this class or a subclass)
+        are checked before anything is loaded; see `glu_zoo.presets`.
         """
-        from glu_zoo.presets import registry
-
-        return registry.load(name_or_path, expected_class=cls)
+        return preset_io.load(name_or_path, model_class=cls)
 
     def save_to_preset(self, path, metadata=None):
         """Write a preset folder: config.json, model.weights.h5, metadata.json."""
-        from glu_zoo.presets import registry
+        return preset_io.save(self, path, metadata=metadata)
 
-        return registry.save(self, path, metadata=metadata)
+
+class ImageClassifier(ZooModel):
+    """What the image models share: images (batch, H, W, C), float.
+
+    Subclasses set `self.image_shape` and `self.input_spec = None` after
+    building the graph: Keras's own functional input check drops a trailing
+    axis of size 1 from both shapes, so for C = 1 it lets a wrong channel
+    count through and misreports the received shape. The shape is checked by
+    `check_images_shape`, in `check_inputs` before fit/evaluate/predict and
+    in the patch embedding when the model is called.
+    """
+
+    def check_inputs(self, x, name=None):
+        shape = getattr(x, "shape", None)
+        if shape is None or isinstance(x, dict):
+            return  # a data set, generator or dict: checked when traced
+        # Exactly (batch, H, W, C): no squeezed channel axis either, since a
+        # TF predict function traced for two ranks fails on both (Keras 3.15).
+        check_images_shape(tuple(shape), self.image_shape, self._owner(name))
+
+
+class SequenceClassifier(ZooModel):
+    """What the token-sequence classifiers share: token ids (batch, T), int,
+    0 = padding. `check_inputs` also checks the ids' range: an id past the
+    vocabulary would be clamped silently by JAX's gather. Subclasses set
+    `vocabulary_size` and `sequence_length` (None: any T)."""
+
+    def check_inputs(self, x, name=None):
+        shape = getattr(x, "shape", None)
+        if shape is None or isinstance(x, dict):
+            return  # a data set or generator: shapes are checked when traced
+        owner = self._owner(name)
+        if len(shape) != 2:
+            raise ValueError(f"{owner}: token ids must have shape (batch, sequence); got shape {tuple(shape)}.")
+        if self.sequence_length is not None and shape[1] != self.sequence_length:
+            raise ValueError(f"{owner}: token ids must have shape (batch, {self.sequence_length}); "
+                             f"got shape {tuple(shape)}.")
+        values = ops.convert_to_numpy(x)
+        if not str(values.dtype).startswith(("int", "uint")):
+            raise ValueError(f"{owner}: token ids must be integers; got dtype {values.dtype}.")
+        if values.size and (values.min() < 0 or values.max() >= self.vocabulary_size):
+            raise ValueError(f"{owner}: token ids must be in [0, {self.vocabulary_size}); got values in "
+                             f"[{values.min()}, {values.max()}].")
+
+
+def check_sequence_length(sequence_length, owner, required=False):
+    """A positive int, or None (any length) unless `required`."""
+    if sequence_length is None and not required:
+        return None
+    return check_positive_int("sequence_length", sequence_length, owner)

@@ -7,53 +7,10 @@ import keras
 from keras import ops
 
 from glu_zoo.layers import LRUBlock, SCAN_MODES
-from glu_zoo.models.base import ZooModel
-from glu_zoo.models.vit import check_dropout, check_positive_int
+from glu_zoo.layers.checks import check_choice, check_dropout, check_positive_int
+from glu_zoo.models.base import SequenceClassifier, check_sequence_length
 
-__all__ = ["LRUClassifier", "SequenceClassifier", "ARCHITECTURES"]
-
-
-class SequenceClassifier(ZooModel):
-    """What the token-sequence classifiers share: token ids (batch, T), int,
-    0 = padding, checked before `fit`, `evaluate` and `predict` start (on
-    JAX an error inside them leaves the model without its weights; an id
-    past the vocabulary would be clamped silently by JAX's gather).
-    Subclasses set `vocabulary_size` and `sequence_length` (None: any T)."""
-
-    def _check_tokens(self, x):
-        shape = getattr(x, "shape", None)
-        if shape is None or isinstance(x, dict):
-            return  # a data set or generator: shapes are checked when traced
-        owner = f"{type(self).__name__} '{self.name}'"
-        if len(shape) != 2:
-            raise ValueError(f"{owner}: token ids must have shape (batch, sequence); got shape {tuple(shape)}.")
-        if self.sequence_length is not None and shape[1] != self.sequence_length:
-            raise ValueError(f"{owner}: token ids must have shape (batch, {self.sequence_length}); "
-                             f"got shape {tuple(shape)}.")
-        values = ops.convert_to_numpy(x)
-        if not str(values.dtype).startswith(("int", "uint")):
-            raise ValueError(f"{owner}: token ids must be integers; got dtype {values.dtype}.")
-        if values.size and (values.min() < 0 or values.max() >= self.vocabulary_size):
-            raise ValueError(f"{owner}: token ids must be in [0, {self.vocabulary_size}); got values in "
-                             f"[{values.min()}, {values.max()}].")
-
-    def fit(self, x=None, *args, **kwargs):
-        self._check_tokens(x)
-        return super().fit(x, *args, **kwargs)
-
-    def evaluate(self, x=None, *args, **kwargs):
-        self._check_tokens(x)
-        return super().evaluate(x, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self._check_tokens(x)
-        return super().predict(x, *args, **kwargs)
-
-
-def check_sequence_length(sequence_length, owner, required=False):
-    if sequence_length is None and not required:
-        return
-    check_positive_int("sequence_length", sequence_length, owner)
+__all__ = ["LRUClassifier", "ARCHITECTURES"]
 
 
 @keras.saving.register_keras_serializable(package="glu_zoo")
@@ -89,8 +46,7 @@ class LRUClassifier(SequenceClassifier):
             check_positive_int(arg, value, owner)
         check_sequence_length(sequence_length, owner)
         dropout = check_dropout(dropout, owner)
-        if mode not in SCAN_MODES:
-            raise ValueError(f"{owner}: unknown `mode` {mode!r}; allowed: {', '.join(SCAN_MODES)}.")
+        check_choice("mode", mode, SCAN_MODES, owner)
         kwargs.setdefault("name", "lru_classifier")
 
         # === Layers ===
@@ -128,8 +84,7 @@ class LRUClassifier(SequenceClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "sequence_length": self.sequence_length,
             "num_classes": self.num_classes,

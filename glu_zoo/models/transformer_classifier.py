@@ -5,9 +5,10 @@ mean pooling. The attention baseline beside `LRUClassifier`."""
 import keras
 from keras import ops
 
+from glu_zoo.layers.checks import check_dropout, check_positive_int
 from glu_zoo.layers.embedding import PositionEmbedding
-from glu_zoo.models.lru_classifier import SequenceClassifier, check_sequence_length
-from glu_zoo.models.vit import check_dropout, check_mlp, check_positive_int, encoder_blocks, run_encoder
+from glu_zoo.layers.transformer import TransformerEncoderBlock, check_heads, check_mlp
+from glu_zoo.models.base import SequenceClassifier, check_sequence_length
 
 __all__ = ["TransformerClassifier", "ARCHITECTURES"]
 
@@ -15,8 +16,8 @@ __all__ = ["TransformerClassifier", "ARCHITECTURES"]
 @keras.saving.register_keras_serializable(package="glu_zoo")
 class TransformerClassifier(SequenceClassifier):
     """Token embedding + learned positions, `num_layers` pre-norm blocks
-    x ← x + MHA(LN(x)), x ← x + MLP(LN(x)), a final LN, masked mean pooling
-    and a Dense head. Token id 0 is padding: no query attends to it and the
+    x ← x + MHA(LN(x)), x ← x + MLP(LN(x)) (`TransformerEncoderBlock`, named
+    block_{i}), a final LN, masked mean pooling and a Dense head. Token id 0 is padding: no query attends to it and the
     pooling leaves it out. The MLP is any FFN activation or GatedFFN variant.
 
     Args:
@@ -35,13 +36,10 @@ class TransformerClassifier(SequenceClassifier):
                  num_layers=4, num_heads=4, mlp_dim=128, mlp="gelu", dropout=0.0, **kwargs):
         owner = "TransformerClassifier"
         for arg, value in [("vocabulary_size", vocabulary_size), ("num_classes", num_classes),
-                           ("hidden_dim", hidden_dim), ("num_layers", num_layers),
-                           ("num_heads", num_heads), ("mlp_dim", mlp_dim)]:
+                           ("num_layers", num_layers), ("mlp_dim", mlp_dim)]:
             check_positive_int(arg, value, owner)
         check_sequence_length(sequence_length, owner, required=True)
-        if hidden_dim % num_heads:
-            raise ValueError(f"{owner}: `hidden_dim` must be divisible by `num_heads`; got "
-                             f"hidden_dim={hidden_dim} and num_heads={num_heads}.")
+        check_heads(hidden_dim, num_heads, owner)
         dropout = check_dropout(dropout, owner)
         check_mlp(mlp, owner)
         kwargs.setdefault("name", "transformer_classifier")
@@ -50,7 +48,8 @@ class TransformerClassifier(SequenceClassifier):
         embedding = keras.layers.Embedding(vocabulary_size, hidden_dim, name="token_embedding")
         position_embedding = PositionEmbedding(name="position_embedding")
         embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-        blocks = encoder_blocks(num_layers, hidden_dim, num_heads, mlp, mlp_dim, dropout)
+        blocks = [TransformerEncoderBlock(hidden_dim, num_heads, mlp_dim, mlp=mlp, dropout=dropout,
+                                          name=f"block_{i}") for i in range(num_layers)]
         final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         pool = keras.layers.GlobalAveragePooling1D(name="mean_pool")
         head = keras.layers.Dense(num_classes, name="head")
@@ -58,10 +57,9 @@ class TransformerClassifier(SequenceClassifier):
         # === Functional Model ===
         tokens = keras.Input(shape=(sequence_length,), dtype="int32", name="tokens")
         mask = ops.not_equal(tokens, 0)
-        # (batch, T, T): every query sees the non-padding keys.
-        attention_mask = ops.logical_and(mask[:, None, :], ops.ones_like(mask)[:, :, None])
         x = embedding_dropout(position_embedding(embedding(tokens)))
-        x = run_encoder(x, blocks, attention_mask)
+        for block in blocks:
+            x = block(x, attention_mask=mask)  # every query sees the non-padding keys
         logits = head(pool(final_norm(x), mask=mask))
         super().__init__(inputs=tokens, outputs=logits, **kwargs)
 
@@ -78,8 +76,7 @@ class TransformerClassifier(SequenceClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "sequence_length": self.sequence_length,
             "num_classes": self.num_classes,

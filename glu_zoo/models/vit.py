@@ -3,100 +3,15 @@ FFN or GLU variant of `glu_zoo.layers` as its MLP."""
 
 import keras
 
-from glu_zoo.layers import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
-from glu_zoo.layers.embedding import (
-    ClassToken,
-    PatchEmbedding,
-    PositionEmbedding,
-    check_image_shape,
-    check_images_shape,
-    check_patch_size,
-)
-from glu_zoo.models.base import ZooModel
+from glu_zoo.layers.checks import check_choice, check_dropout, check_positive_int
+from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding, check_image_shape, check_patch_size
+from glu_zoo.layers.ffn import GatedFFN
+from glu_zoo.layers.transformer import TransformerEncoderBlock, check_heads, check_mlp
+from glu_zoo.models.base import ImageClassifier
 
-__all__ = ["ViT", "ImageClassifier", "ARCHITECTURES", "POOLINGS"]
+__all__ = ["ViT", "ARCHITECTURES", "POOLINGS"]
 
 POOLINGS = ("cls", "mean")
-
-
-def check_positive_int(name, value, owner):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer; got {value!r}.")
-
-
-def check_dropout(dropout, owner):
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{owner}: `dropout` must be a number in [0, 1); got {dropout!r}.")
-    return float(dropout)
-
-
-def check_mlp(mlp, owner):
-    if mlp not in FFN_ACTIVATIONS and mlp not in GATED_VARIANTS:
-        raise ValueError(
-            f"{owner}: unknown `mlp` {mlp!r}; allowed: an FFN activation "
-            f"({', '.join(FFN_ACTIVATIONS)}) or a GatedFFN variant ({', '.join(GATED_VARIANTS)})."
-        )
-
-
-def mlp_layer(mlp, mlp_dim, dropout, name):
-    """FFN(mlp_dim, activation=mlp) or GatedFFN(mlp_dim, variant=mlp), biases on."""
-    if mlp in FFN_ACTIVATIONS:
-        return FFN(mlp_dim, activation=mlp, use_bias=True, dropout=dropout, name=name)
-    return GatedFFN(mlp_dim, variant=mlp, use_bias=True, dropout=dropout, name=name)
-
-
-def encoder_blocks(num_layers, hidden_dim, num_heads, mlp, mlp_dim, dropout):
-    """The layers of `num_layers` pre-norm Transformer blocks, per block
-    (attention_norm, attention, mlp_norm, mlp), named block_{i}_*."""
-    return [(
-        keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_attention_norm"),
-        keras.layers.MultiHeadAttention(num_heads, key_dim=hidden_dim // num_heads, name=f"block_{i}_attention"),
-        keras.layers.LayerNormalization(epsilon=1e-6, name=f"block_{i}_mlp_norm"),
-        mlp_layer(mlp, mlp_dim, dropout, name=f"block_{i}_mlp"),
-    ) for i in range(num_layers)]
-
-
-def run_encoder(x, blocks, attention_mask=None):
-    """x ← x + MHA(LN(x)), x ← x + MLP(LN(x)) through `encoder_blocks`."""
-    for attention_norm, attention, mlp_norm, ffn in blocks:
-        h = attention_norm(x)
-        x = x + attention(h, h, attention_mask=attention_mask)
-        x = x + ffn(mlp_norm(x))
-    return x
-
-
-class ImageClassifier(ZooModel):
-    """What the image models share: the check of the images' shape.
-
-    The shape is checked in one place, `PatchEmbedding`, so subclasses set
-    `self.input_spec = None` after building the graph: Keras's own functional
-    input check drops a trailing axis of size 1 from both shapes, so for
-    C = 1 it lets a wrong channel count through and misreports the received
-    shape. `fit`, `evaluate` and `predict` check array inputs before they
-    start, because on JAX an error raised inside them, after Keras has moved
-    the weights out of the variables, leaves the model without its weights
-    (Keras 3.15). Subclasses set `self.image_shape`.
-    """
-
-    def _check_images(self, x):
-        shape = getattr(x, "shape", None)
-        if shape is None or isinstance(x, dict):
-            return  # a data set, generator or dict: checked when traced
-        # Exactly (batch, H, W, C): no squeezed channel axis either, since a
-        # TF predict function traced for two ranks fails on both (Keras 3.15).
-        check_images_shape(tuple(shape), self.image_shape, f"{type(self).__name__} '{self.name}'")
-
-    def fit(self, x=None, *args, **kwargs):
-        self._check_images(x)
-        return super().fit(x, *args, **kwargs)
-
-    def evaluate(self, x=None, *args, **kwargs):
-        self._check_images(x)
-        return super().evaluate(x, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self._check_images(x)
-        return super().predict(x, *args, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="glu_zoo")
@@ -104,13 +19,13 @@ class ViT(ImageClassifier):
     """Vision Transformer classifier, pre-norm, logits out.
 
     x₀ = [cls; PatchEmbed(image)] + E_pos (cls only with pooling "cls"),
-    then `num_layers` blocks x ← x + MHA(LN(x)), x ← x + MLP(LN(x)), a final
-    LN, the class token (or the mean of the tokens) and a Dense head.
-    The MLP is `FFN(mlp_dim, activation=mlp)` if `mlp` is an FFN activation
-    (gelu: the paper's MLP) or `GatedFFN(mlp_dim, variant=mlp)` if it is a
-    GLU variant; biases on, `dropout` on its hidden units and after the
-    position embedding. Attention has no dropout, so Keras runs it through
-    `ops.dot_product_attention`. LayerNorm epsilon 1e-6.
+    then `num_layers` pre-norm blocks x ← x + MHA(LN(x)), x ← x + MLP(LN(x))
+    (`TransformerEncoderBlock`, named block_{i}), a final LN, the class token
+    (or the mean of the tokens) and a Dense head. The MLP is
+    `FFN(mlp_dim, activation=mlp)` if `mlp` is an FFN activation (gelu: the
+    paper's MLP) or `GatedFFN(mlp_dim, variant=mlp)` if it is a GLU variant;
+    biases on, `dropout` on its hidden units and after the position
+    embedding. LayerNorm epsilon 1e-6.
 
     Args:
         image_shape: (H, W, C), channels last.
@@ -144,17 +59,10 @@ class ViT(ImageClassifier):
         owner = "ViT"
         image_shape = check_image_shape(image_shape, owner)
         check_patch_size(patch_size, image_shape, owner)
-        for arg, value in [("num_classes", num_classes), ("hidden_dim", hidden_dim),
-                           ("num_layers", num_layers), ("num_heads", num_heads),
-                           ("mlp_dim", mlp_dim)]:
+        for arg, value in [("num_classes", num_classes), ("num_layers", num_layers), ("mlp_dim", mlp_dim)]:
             check_positive_int(arg, value, owner)
-        if hidden_dim % num_heads:
-            raise ValueError(
-                f"ViT: `hidden_dim` must be divisible by `num_heads`; got hidden_dim="
-                f"{hidden_dim} and num_heads={num_heads}."
-            )
-        if pooling not in POOLINGS:
-            raise ValueError(f"ViT: unknown `pooling` {pooling!r}; allowed: {', '.join(POOLINGS)}.")
+        check_heads(hidden_dim, num_heads, owner)
+        check_choice("pooling", pooling, POOLINGS, owner)
         dropout = check_dropout(dropout, owner)
         check_mlp(mlp, owner)
         kwargs.setdefault("name", "vit")
@@ -165,7 +73,8 @@ class ViT(ImageClassifier):
         class_token = ClassToken(name="class_token") if pooling == "cls" else None
         position_embedding = PositionEmbedding(name="position_embedding")
         embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-        blocks = encoder_blocks(num_layers, hidden_dim, num_heads, mlp, mlp_dim, dropout)
+        blocks = [TransformerEncoderBlock(hidden_dim, num_heads, mlp_dim, mlp=mlp, dropout=dropout,
+                                          name=f"block_{i}") for i in range(num_layers)]
         final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         pool = (None if pooling == "cls"
                 else keras.layers.GlobalAveragePooling1D(name="mean_pool"))
@@ -176,12 +85,14 @@ class ViT(ImageClassifier):
         x = patch_embedding(images)
         if class_token is not None:
             x = class_token(x)
-        x = run_encoder(embedding_dropout(position_embedding(x)), blocks)
+        x = embedding_dropout(position_embedding(x))
+        for block in blocks:
+            x = block(x)
         x = final_norm(x)
         x = x[:, 0] if pool is None else pool(x)
         logits = head(x)
         super().__init__(inputs=images, outputs=logits, **kwargs)
-        self.input_spec = None  # PatchEmbedding checks the images (see ImageClassifier)
+        self.input_spec = None  # the images are checked by check_images_shape (see ImageClassifier)
 
         # === Config ===
         self.image_shape = image_shape
@@ -197,8 +108,7 @@ class ViT(ImageClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),
             "image_shape": self.image_shape,
             "patch_size": self.patch_size,
             "num_classes": self.num_classes,

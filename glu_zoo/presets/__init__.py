@@ -2,9 +2,15 @@
 
     model = glu_zoo.models.ActivatorViT.from_preset("activator_vit_digits")
     glu_zoo.presets.list_presets()
+
+Saving and loading live in `glu_zoo.presets.io`, which imports no model:
+`load(name)` without a class builds the registered glu_zoo model that the
+preset names (importing `glu_zoo.models` registers them).
 """
 
-from glu_zoo.presets.registry import (
+from glu_zoo.presets.io import (
+    FIXED_INPUT_LENGTH,
+    SHIPPED,
     PresetError,
     expected_output_error,
     fixed_input,
@@ -14,4 +20,5 @@ from glu_zoo.presets.registry import (
     save,
 )
 
-__all__ = ["PresetError", "expected_output_error", "fixed_input", "get_metadata", "list_presets", "load", "save"]
+__all__ = ["FIXED_INPUT_LENGTH", "SHIPPED", "PresetError", "expected_output_error", "fixed_input", "get_metadata",
+           "list_presets", "load", "save"]

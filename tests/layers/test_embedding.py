@@ -5,31 +5,20 @@ import numpy as np
 import pytest
 
 from glu_zoo.layers import ClassToken, PatchEmbedding, PositionEmbedding
+from tests import reference as ref
 from tests.conftest import to_numpy
+from tests.models import randomise
 
-RNG = np.random.default_rng(5)
 IMAGE = (8, 12, 3)  # not square: row-major order is visible
 P, D = 4, 5
-X = RNG.normal(size=(2, *IMAGE)).astype("float32")
-TOKENS = RNG.normal(size=(2, 6, D)).astype("float32")
+X = np.random.default_rng(5).normal(size=(2, *IMAGE)).astype("float32")
+TOKENS = np.random.default_rng(6).normal(size=(2, 6, D)).astype("float32")
 
 
-def patch_embedding_reference(x, kernel, bias, p):
-    """Token i·(W/p) + j is patch (i, j), flattened against kernel (p, p, C, d)."""
-    b, h, w, _ = x.shape
-    out = []
-    for i in range(h // p):
-        for j in range(w // p):
-            patch = x[:, i * p:(i + 1) * p, j * p:(j + 1) * p, :].astype(np.float64)
-            out.append(np.einsum("buvc,uvcd->bd", patch, kernel) + bias)
-    return np.stack(out, axis=1)
-
-
-def _patch_layer():
+def _patch_layer(seed=0):
     layer = PatchEmbedding(P, D, image_shape=IMAGE)
     layer.build((None, *IMAGE))
-    for w in layer.weights:
-        w.assign(RNG.normal(size=w.shape).astype("float32"))
+    randomise(layer, np.random.default_rng(seed), scale=1.0)
     return layer
 
 
@@ -39,7 +28,7 @@ def test_patch_embedding_matches_numpy_reference_in_row_major_order():
         "kernel": (P, P, 3, D), "bias": (D,)}
     y = to_numpy(layer(X))
     assert y.shape == (2, 6, D)
-    expected = patch_embedding_reference(X, to_numpy(layer.conv.kernel), to_numpy(layer.conv.bias), P)
+    expected = ref.patch_embedding(X, to_numpy(layer.conv.kernel), to_numpy(layer.conv.bias), P)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -73,7 +62,7 @@ def test_class_token_prepends_the_learned_token():
     layer.build(TOKENS.shape)
     assert [(w.name, tuple(w.shape)) for w in layer.weights] == [("token", (D,))]
     np.testing.assert_array_equal(to_numpy(layer.token), np.zeros(D))  # ViT's init
-    token = RNG.normal(size=D).astype("float32")
+    token = np.random.default_rng(7).normal(size=D).astype("float32")
     layer.token.assign(token)
     y = to_numpy(layer(TOKENS))
     assert y.shape == (2, 7, D)
@@ -101,8 +90,7 @@ def test_position_embedding_adds_the_table():
 def test_config_round_trip(make, x):
     layer = make()
     layer.build(x.shape)
-    for w in layer.weights:
-        w.assign(RNG.normal(size=w.shape).astype("float32"))
+    randomise(layer, np.random.default_rng(8), scale=1.0)
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
     clone = keras.saving.deserialize_keras_object(config)
     assert type(clone) is type(layer)

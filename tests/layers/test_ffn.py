@@ -9,16 +9,16 @@ from tests import reference as ref
 from tests.conftest import BACKEND, central_difference, to_numpy, weight_grads
 
 D, HIDDEN = 6, 5
-RNG = np.random.default_rng(2)
-X = RNG.normal(size=(2, 3, D)).astype("float32")
+X = np.random.default_rng(2).normal(size=(2, 3, D)).astype("float32")
 EXPANDED = {"xatlu", "xgelu", "xsilu", "xatglu", "xgeglu", "xswiglu"}
 
 
-def _randomise(layer, alpha=0.3):
+def _randomise(layer, alpha=0.3, seed=0):
     """Give every weight a random value (biases and alpha included) and return them."""
+    rng = np.random.default_rng(seed)
     values = {}
     for w in layer.weights:
-        v = np.asarray(alpha, "float32") if w.name == "alpha" else RNG.normal(size=w.shape).astype("float32") * 0.7
+        v = np.asarray(alpha, "float32") if w.name == "alpha" else rng.normal(size=w.shape).astype("float32") * 0.7
         w.assign(v)
         values[w.name] = v.astype(np.float64)
     return values
@@ -85,7 +85,7 @@ def test_gated_kernel_in_columns_are_activated_then_linear():
 
 @pytest.mark.parametrize("shape", [(7, D), (2, 3, D), (2, 2, 3, D)], ids=["rank2", "rank3", "rank4"])
 def test_any_rank_at_least_two(shape):
-    x = RNG.normal(size=shape).astype("float32")
+    x = np.random.default_rng(3).normal(size=shape).astype("float32")
     layer = GatedFFN(HIDDEN, variant="swiglu")
     layer.build(x.shape)
     w = _randomise(layer)

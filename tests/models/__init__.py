@@ -14,6 +14,13 @@ def randomise(model, rng, scale=0.5):
         w.assign((rng.normal(size=w.shape) * scale).astype("float32"))
 
 
+def weights_of(layer):
+    """A layer's or a model's weights as float64 NumPy arrays, keyed by their
+    path below it ("attention/query/kernel", "block_0/mlp/kernel_in")."""
+    prefix = layer.path + "/" if not isinstance(layer, keras.Model) else ""
+    return {w.path[len(prefix):]: to_numpy(w).astype(np.float64) for w in layer.weights}
+
+
 def check_fit_step(model, x, y, frozen=()):
     """One `fit` step: the loss is finite and every trainable weight moves,
     except those whose path contains one of `frozen` (zero gradient by design)."""
@@ -38,6 +45,7 @@ def check_keras_round_trip(model, x, tmp_path):
     loaded = keras.saving.load_model(path)
     assert type(loaded) is type(model)
     assert loaded.get_config() == model.get_config()
+    assert [l.dtype_policy.name for l in loaded.layers] == [l.dtype_policy.name for l in model.layers]
     np.testing.assert_allclose(to_numpy(loaded(x)), to_numpy(model(x)), rtol=1e-6, atol=1e-6)
 
 
@@ -47,6 +55,26 @@ def check_config_round_trip(model, x):
     assert json.loads(json.dumps(clone.get_config())) == config
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(to_numpy(clone(x)), to_numpy(model(x)), rtol=1e-6, atol=1e-6)
+
+
+def check_dtype_policy_round_trip(make, x, tmp_path):
+    """A model built under mixed_bfloat16 writes the policy into its config;
+    `from_config` and the `.keras` file rebuild every layer in it, whatever
+    the global policy is then; `dtype=` at construction does the same."""
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = make()
+    keras.config.set_dtype_policy("float32")
+    assert model.get_config()["dtype"]["config"]["name"] == "mixed_bfloat16"
+    config = json.loads(json.dumps(model.get_config()))
+    path = tmp_path / "bf16.keras"
+    model.save(path)
+    direct = make(dtype="mixed_bfloat16")
+    for rebuilt in (type(model).from_config(config), keras.saving.load_model(path), direct):
+        assert {l.dtype_policy.name for l in rebuilt.layers} == {"mixed_bfloat16"}, rebuilt
+        assert {keras.backend.standardize_dtype(w.dtype) for w in rebuilt.weights} == {"float32"}
+        assert keras.backend.standardize_dtype(rebuilt(x).dtype) == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+    assert {l.dtype_policy.name for l in make().layers} == {"float32"}
 
 
 def check_bad_images(model, expected, bad):

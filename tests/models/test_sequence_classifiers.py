@@ -6,11 +6,17 @@ import pytest
 
 import glu_zoo.models
 from glu_zoo.models import LRUClassifier, TransformerClassifier
+from tests import reference as ref
 from tests.conftest import to_numpy
-from tests.layers.test_recurrent import lru_block_ref
-from tests.models import check_config_round_trip, check_fit_step, check_keras_round_trip
+from tests.models import (
+    check_config_round_trip,
+    check_dtype_policy_round_trip,
+    check_fit_step,
+    check_keras_round_trip,
+    randomise,
+    weights_of,
+)
 
-RNG = np.random.default_rng(11)
 V, L = 9, 20
 LRU_SMALL = dict(vocabulary_size=V, sequence_length=L, num_classes=3, hidden_dim=8, state_dim=6, num_layers=2,
                  dropout=0.1)
@@ -19,14 +25,14 @@ TRANSFORMER_SMALL = dict(vocabulary_size=V, sequence_length=L, num_classes=3, hi
 MODELS = {"lru": (LRUClassifier, LRU_SMALL), "transformer": (TransformerClassifier, TRANSFORMER_SMALL)}
 
 
-def tokens(batch=4, length=L, lengths=(20, 13, 5, 1)):
-    x = RNG.integers(1, V, size=(batch, length)).astype("int32")
+def tokens(seed, batch=4, length=L, lengths=(20, 13, 5, 1)):
+    x = np.random.default_rng(seed).integers(1, V, size=(batch, length)).astype("int32")
     for row, n in enumerate(lengths[:batch]):
         x[row, n:] = 0
     return x
 
 
-X = tokens()
+X = tokens(11)
 Y = np.array([0, 1, 2, 1])
 
 
@@ -39,10 +45,10 @@ def lru_classifier_reference(model, x, norm_first=False):
     mask = x != 0
     h = _named(model.get_layer("token_embedding"))["embeddings"][x]
     for i in range(model.num_layers):
-        h, _ = lru_block_ref(h, _named(model.get_layer(f"block_{i}")), mask=mask, norm_first=norm_first)
+        h, _ = ref.lru_block(h, weights_of(model.get_layer(f"block_{i}")), mask=mask, norm_first=norm_first)
     if norm_first:
         w = _named(model.get_layer("final_norm"))
-        h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * w["gamma"] + w["beta"]
+        h = ref.layer_norm(h, w["gamma"], w["beta"], 1e-5)
     pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     head = _named(model.get_layer("head"))
     return pooled @ head["kernel"] + head["bias"]
@@ -51,11 +57,20 @@ def lru_classifier_reference(model, x, norm_first=False):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_lru_classifier_matches_numpy_reference(norm_first):
     model = LRUClassifier(**{**LRU_SMALL, "norm_first": norm_first, "r_min": 0.5, "r_max": 0.95})
+    rng = np.random.default_rng(4)
     for w in model.weights:  # random values, the recurrence's parameters as initialised
         if w.name not in ("nu_log", "theta_log", "gamma_log"):
-            w.assign((RNG.normal(size=w.shape) * 0.5).astype("float32"))
+            w.assign((rng.normal(size=w.shape) * 0.5).astype("float32"))
     np.testing.assert_allclose(to_numpy(model(X)), lru_classifier_reference(model, X, norm_first),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mlp", ["gelu", "swiglu"])
+def test_transformer_classifier_matches_numpy_reference(mlp):
+    model = TransformerClassifier(**{**TRANSFORMER_SMALL, "mlp": mlp})
+    randomise(model, np.random.default_rng(5))
+    expected = ref.transformer_classifier(X, weights_of(model), model.num_layers, mlp)
+    np.testing.assert_allclose(to_numpy(model(X)), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
@@ -66,7 +81,8 @@ def test_padding_is_ignored(kind):
     model = cls(**config)
     before = to_numpy(model(X))
     table = model.get_layer("token_embedding").embeddings
-    table.assign(np.concatenate([RNG.normal(size=(1, 8)) * 10, to_numpy(table)[1:]]).astype("float32"))
+    pad = np.random.default_rng(6).normal(size=(1, 8)) * 10
+    table.assign(np.concatenate([pad, to_numpy(table)[1:]]).astype("float32"))
     np.testing.assert_allclose(to_numpy(model(X)), before, rtol=1e-5, atol=1e-5)
 
 
@@ -88,6 +104,12 @@ def test_keras_and_config_round_trips(kind, tmp_path):
     model = cls(**config)
     check_keras_round_trip(model, X, tmp_path)
     check_config_round_trip(model, X)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_dtype_policy_round_trips(kind, tmp_path):
+    cls, config = MODELS[kind]
+    check_dtype_policy_round_trip(lambda **kw: cls(**config, **kw), X, tmp_path)
 
 
 def test_architectures_and_matched_parameter_counts():

@@ -4,6 +4,11 @@ Shipped presets live beside this file, one folder each, written by
 `tools/make_presets.py` from the recipes. Loading checks that the three files
 exist, that the weights' sha256 is the one recorded in metadata.json, and
 that the config names the expected class, before any weight is loaded.
+
+This module knows no model class by import: `load` builds the class that the
+caller passes (`Model.from_preset` passes its own), or without one the class
+that the config names among the Keras-registered models of package "glu_zoo"
+(`import glu_zoo.models` registers the zoo's models).
 """
 
 import datetime
@@ -144,15 +149,41 @@ def save(model, path, metadata=None):
     return path
 
 
-def load(name_or_path, expected_class=None):
-    """The model of a preset, its weights verified against metadata.json.
+PACKAGE = "glu_zoo"
 
-    `expected_class`: a model class; the preset's config must name it (or a
-    subclass). Raises `PresetError` (a ValueError) naming the file on an
-    unknown name, a missing file, a checksum mismatch or a config mismatch.
-    """
+
+def _model_class(class_name, path, model_class):
+    """The class that builds the preset: `model_class` itself when the config
+    names it, else the `PACKAGE` model registered under that name, which must
+    be `model_class` or a subclass of it."""
     import keras
 
+    if model_class is not None and class_name == model_class.__name__:
+        return model_class
+    found = keras.saving.get_registered_object(f"{PACKAGE}>{class_name}")
+    if not (isinstance(found, type) and issubclass(found, keras.Model)):
+        raise PresetError(
+            f"preset {path} holds a {class_name!r}, which is not a registered {PACKAGE} model "
+            f"({PACKAGE}>{class_name}); import the module that defines it (glu_zoo.models registers "
+            f"the zoo's models) or load the preset with that class's from_preset."
+        )
+    if model_class is not None and not issubclass(found, model_class):
+        raise PresetError(
+            f"preset {path} holds a {class_name}, not a {model_class.__name__}; "
+            f"load it with {class_name}.from_preset or glu_zoo.presets.load."
+        )
+    return found
+
+
+def load(name_or_path, model_class=None):
+    """The model of a preset, its weights verified against metadata.json.
+
+    `model_class`: the class to build; the preset's config must name it or a
+    subclass registered in package "glu_zoo". Without it, the config's class
+    is looked up among the registered "glu_zoo" models only. Raises
+    `PresetError` (a ValueError) naming the file on an unknown name, a
+    missing file, a checksum mismatch, an unknown class or a config mismatch.
+    """
     path = _resolve(name_or_path)
     for name in (CONFIG, WEIGHTS, METADATA):
         if not (path / name).is_file():
@@ -172,16 +203,10 @@ def load(name_or_path, expected_class=None):
             f"{path / CONFIG}: class {class_name!r} does not match {metadata.get('class_name')!r} "
             f"recorded in {path / METADATA}."
         )
-    import glu_zoo.models  # noqa: F401  (registers the model classes)
-
+    cls = _model_class(class_name, path, model_class)
     try:
-        model = keras.saving.deserialize_keras_object(config)
+        model = cls.from_config(config.get("config", {}))
     except Exception as error:
         raise PresetError(f"{path / CONFIG}: cannot build the model ({error}).") from error
-    if expected_class is not None and not isinstance(model, expected_class):
-        raise PresetError(
-            f"preset {path} holds a {class_name}, not a {expected_class.__name__}; "
-            f"load it with {class_name}.from_preset or glu_zoo.presets.load."
-        )
     model.load_weights(path / WEIGHTS)
     return model
