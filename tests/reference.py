@@ -202,6 +202,21 @@ def transformer_classifier(tokens, w, num_layers, kind):
     return pooled @ w["head/kernel"] + w["head/bias"]
 
 
+def lru_classifier(tokens, w, num_layers, norm_first=False):
+    """LRUClassifier (Orvieto et al. 2023, arXiv 2303.06349, as its LRA
+    experiments): token embedding, LRU blocks (`lru_block`) whose state is
+    carried over the padding (id 0), [a final LN when pre-norm], the mean
+    over the non-padding steps, head."""
+    mask = tokens != 0
+    h = w["token_embedding/embeddings"][tokens]
+    for i in range(num_layers):
+        h, _ = lru_block(h, below(w, f"block_{i}/"), mask=mask, norm_first=norm_first)
+    if norm_first:
+        h = layer_norm(h, w["final_norm/gamma"], w["final_norm/beta"], 1e-5)
+    pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return pooled @ w["head/kernel"] + w["head/bias"]
+
+
 def activator_gating_unit(x, w, ffn_dim):
     """Activator gating unit (Abdullah et al. 2024, arXiv 2405.15953):
     u = LN'(GELU(x·W1 + b1)), v = LN'(x·W2 + b2) with ONE LayerNorm LN'
@@ -228,3 +243,113 @@ def activator_vit(x, w, patch_size, num_layers, ffn_dim, variant):
         if variant == "full":
             h = h + mlp(layer_norm(h, norm["gamma"], norm["beta"], 1e-5), below(w, f"block_{i}_ffn/"), "gelu")
     return h.mean(axis=1) @ w["head/kernel"] + w["head/bias"]
+
+
+# --- linear recurrences: the scan, LRU, RG-LRU and their blocks (recurrent layers; issue 8 §1) ---
+# Weights come as dicts keyed by their path below the layer ("nu_log";
+# "lru/B_re", "glu/kernel" for LRUBlock; "rg_lru/a_param" for
+# RecurrentBlock), as float64 arrays. One step at a time, in float64 / complex128.
+
+def linear_recurrence(a, b, h0=None, kind="diagonal", reverse=False):
+    """h_t = a_t ∘ h_{t−1} + b_t along axis 1 (from the end with `reverse`),
+    h_{−1} = h0 (None: 0). diagonal and complex_diagonal: a ⊗ h, complex
+    numbers as complex arrays; dense: a_t @ h. `a` broadcasts to b's shape
+    (plus (d,) for dense)."""
+    b = np.asarray(b)
+    a = np.broadcast_to(a, b.shape + ((b.shape[-1],) if kind == "dense" else ()))
+    steps = range(b.shape[1] - 1, -1, -1) if reverse else range(b.shape[1])
+    h = np.zeros_like(b[:, 0]) if h0 is None else np.asarray(h0)
+    out = np.zeros_like(b)
+    for t in steps:
+        h = (np.einsum("...ij,...j->...i", a[:, t], h) if kind == "dense" else a[:, t] * h) + b[:, t]
+        out[:, t] = h
+    return out
+
+
+def lru(x, w, h0=None, mask=None):
+    """LRU (Orvieto et al. 2023, arXiv 2303.06349): h_t = λ ⊗ h_{t−1} + γ ⊗ (x_t·B),
+    y_t = Re(h_t·C) + D ⊗ x_t, λ = exp(−exp(ν_log) + i·exp(θ_log)), γ = exp(γ_log).
+    `h0` (batch, 2N) = [Re | Im]; masked steps keep h and give 0.
+    Returns (y, final state [Re | Im])."""
+    x = x.astype(np.float64)
+    lam = np.exp(-np.exp(w["nu_log"]) + 1j * np.exp(w["theta_log"]))
+    gamma = np.exp(w["gamma_log"])
+    b_mat = w["B_re"] + 1j * w["B_im"]
+    c_mat = w["C_re"] + 1j * w["C_im"]
+    n = lam.shape[0]
+    h = np.zeros((x.shape[0], n), np.complex128) if h0 is None else h0[:, :n] + 1j * h0[:, n:]
+    mask = np.ones(x.shape[:2], bool) if mask is None else mask
+    ys = []
+    for t in range(x.shape[1]):
+        m = mask[:, t, None]
+        h = np.where(m, lam * h + gamma * (x[:, t] @ b_mat), h)
+        ys.append(np.where(m, (h @ c_mat).real + w["D"] * x[:, t], 0.0))
+    return np.stack(ys, 1), np.concatenate([h.real, h.imag], -1)
+
+
+def lru_block(x, w, mask=None, norm_first=False, h0=None):
+    """Orvieto et al.'s LRU block: LN(x + GLU(GELU(LRU(x)))), GLU(g) = g[:d] ⊗ σ(g[d:]),
+    g = u·W + b (pre-norm: x + GLU(GELU(LRU(LN(x))))). LN ε = 1e-5, exact GELU.
+    Returns (output, LRU state)."""
+    x = x.astype(np.float64)
+
+    def norm(t):
+        mean, var = t.mean(-1, keepdims=True), t.var(-1, keepdims=True)
+        return (t - mean) / np.sqrt(var + 1e-5) * w["norm/gamma"] + w["norm/beta"]
+
+    y, h = lru(norm(x) if norm_first else x, {k[4:]: v for k, v in w.items() if k.startswith("lru/")}, h0, mask)
+    g = gelu(y) @ w["glu/kernel"] + w["glu/bias"]
+    d = x.shape[-1]
+    out = x + g[..., :d] * sigmoid(g[..., d:])
+    return (out if norm_first else norm(out)), h
+
+
+def block_diagonal(x, kernel, bias):
+    """y_h = x_h·W_h + b_h per head h of x (…, H·w)."""
+    heads, block = kernel.shape[:2]
+    xh = x.reshape(*x.shape[:-1], heads, block)
+    return (np.einsum("...hi,hij->...hj", xh, kernel) + bias).reshape(x.shape)
+
+
+def rglru(x, w, c=8.0, h0=None, mask=None):
+    """RG-LRU (Griffin, De et al. 2024, arXiv 2402.19427) as recurrentgemma:
+    log a_t = −c·σ(BlockDiag_a(x_t))·softplus(a_param),
+    h_t = a_t ⊗ h_{t−1} + √(1 − a_t²) ⊗ σ(BlockDiag_x(x_t)) ⊗ x_t, with the
+    reset a = 0, multiplier 1 at the first valid step when no h0 is given;
+    masked steps keep h and give 0. Returns (y, final state)."""
+    x = x.astype(np.float64)
+    h = np.zeros((x.shape[0], x.shape[2])) if h0 is None else h0.astype(np.float64)
+    mask = np.ones(x.shape[:2], bool) if mask is None else mask
+    seen = np.zeros(x.shape[0], bool) if h0 is None else np.ones(x.shape[0], bool)
+    ys = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        gate_x = sigmoid(block_diagonal(xt, w["input_gate_kernel"], w["input_gate_bias"]))
+        gate_a = sigmoid(block_diagonal(xt, w["a_gate_kernel"], w["a_gate_bias"]))
+        a = np.exp(-c * gate_a * np.log1p(np.exp(w["a_param"])))
+        mult = np.sqrt(1.0 - a**2)
+        reset = (mask[:, t] & ~seen)[:, None]
+        a, mult = np.where(reset, 0.0, a), np.where(reset, 1.0, mult)
+        m = mask[:, t, None]
+        h = np.where(m, a * h + mult * gate_x * xt, h)
+        seen |= mask[:, t]
+        ys.append(np.where(m, h, 0.0))
+    return np.stack(ys, 1), h
+
+
+def recurrent_block(x, w, conv_width=4, state=None):
+    """Griffin's recurrent block: n = x/√(mean(x²) + 1e-6)·(1 + scale),
+    out = x + (RG-LRU(CausalConv(n·Wx + bx)) ⊗ GELU_tanh(n·Wy + by))·Wout + bout.
+    `state` = (conv_state, lru_state) or None. Returns (out, state)."""
+    x = x.astype(np.float64)
+    normed = x / np.sqrt(np.mean(x**2, -1, keepdims=True) + 1e-6) * (1 + w["norm_scale"])
+    y = gelu_tanh(normed @ w["linear_y_kernel"] + w["linear_y_bias"])
+    u = normed @ w["linear_x_kernel"] + w["linear_x_bias"]
+    conv_state, lru_state = (None, None) if state is None else state
+    prev = np.zeros((x.shape[0], conv_width - 1, u.shape[-1])) if conv_state is None else conv_state
+    padded = np.concatenate([prev, u], 1)
+    conv = w["conv_bias"] + sum(
+        padded[:, tap:tap + x.shape[1]] * w["conv_kernel"][tap] for tap in range(conv_width))
+    h, last = rglru(conv, {k[7:]: v for k, v in w.items() if k.startswith("rg_lru/")}, h0=lru_state)
+    out = x + (h * y) @ w["linear_out_kernel"] + w["linear_out_bias"]
+    return out, (padded[:, -(conv_width - 1):], last)
