@@ -85,6 +85,7 @@ def test_quiet_backend_logs_drop_the_backends_noise_and_keep_the_rest(capfd, mon
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow, the default backend, prints the CUDA probes")
 def test_a_first_training_run_prints_no_cuda_noise(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     run = subprocess.run([sys.executable, "-m", "glu_zoo.cli", "train", "activator_vit_digits", "--epochs", "1",

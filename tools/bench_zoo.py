@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,7 +75,9 @@ def end_to_end(name, variant, repeats):
 
     def ours(epochs):
         out = tempfile.mkdtemp(prefix=f"bench_zoo_{name}_")
-        return _timed(lambda: training.train(recipe, epochs=epochs, out=out, verbose=0))
+        seconds = _timed(lambda: training.train(recipe, epochs=epochs, out=out, verbose=0))
+        shutil.rmtree(out)
+        return seconds
 
     def theirs(epochs):
         return _timed(lambda: run_official(variant, epochs=epochs))
@@ -108,7 +111,9 @@ def run_recipe(name, out, repeats=1, full=True):
         row.update(accuracy=result["metrics"]["accuracy"], examples_per_second=result["examples_per_second"],
                    peak_mib=_peak_mib(), training_mib=_peak_mib() - baseline)
     else:  # a first, untimed run: the process's one-time costs (imports, first compilations) are not in either run
-        training.train(recipe, epochs=1, out=tempfile.mkdtemp(prefix="bench_zoo_warmup_"), verbose=0)
+        warmup = tempfile.mkdtemp(prefix="bench_zoo_warmup_")
+        training.train(recipe, epochs=1, out=warmup, verbose=0)
+        shutil.rmtree(warmup)
     row.update(end_to_end(name, OFFICIAL.get(name, "full"), repeats))
     return row
 
