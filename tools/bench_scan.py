@@ -1,5 +1,6 @@
 """Benchmark the scan modes of LRU and RG-LRU: time and peak memory of
-"parallel", "sequential" and "auto", for T in 256, 1024, 4096, 16384.
+"parallel", "sequential", "chunked" and "auto", for T in 256, 1024, 4096,
+16384; with --table, write the auto table (glu_zoo/ops/scan_auto.json).
 
 Width 256, batch 8, float32: LRU(state_dim=256) on 256 features, RGLRU(256,
 num_heads=4). One process per (backend, layer, T), in which the three modes
@@ -13,10 +14,22 @@ the resident set follows live memory).
     python tools/bench_scan.py                              # all backends
     python tools/bench_scan.py --backends jax --lengths 256,1024
     python tools/bench_scan.py --write docs/benchmarks.md
-    python tools/bench_scan.py --table                       # print the AUTO table to paste into recurrent.py
+    python tools/bench_scan.py --table                       # also write glu_zoo/ops/scan_auto.json
+
+--table writes, for each backend measured, the rows of this device kind
+("cpu", or "accelerator" on a GPU/TPU) of `glu_zoo/ops/scan_auto.json`:
+per T measured, for the forward pass and the train step, the mode whose
+worst time ratio to the fastest mode over the layers measured is smallest,
+except that the previous T's mode (for the smallest T, "sequential") is
+kept while its worst ratio is at most 1.10 (so that noise does not flip the
+table); runs of equal modes merge into one row bounded by their largest T,
+and the last row takes any T. Entries of backends or device kinds not measured are
+kept from the file (an accelerator row never measured says
+"measured": false). "auto" is timed as the table stood when the run began.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -31,10 +44,14 @@ from benchlib import write_block
 BACKENDS = ("jax", "tensorflow", "torch")
 LAYERS = ("LRU", "RGLRU")
 LENGTHS = (256, 1024, 4096, 16384)
-MODES = ("parallel", "sequential", "auto")
+SCANS = ("parallel", "sequential", "chunked")
+MODES = SCANS + ("auto",)
 KINDS = ("forward", "train")
 WIDTH, BATCH = 256, 8
 AIM = 1.10
+AIM_JAX = 2.0  # every backend's auto within 2× of JAX's auto
+TIE = 1.10  # --table: a mode within 10% of the fastest counts as fast
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "glu_zoo", "ops", "scan_auto.json")
 
 
 def _rss_bytes():
@@ -71,7 +88,7 @@ def worker(backend, layer_name, length, rounds, budget, skip=(), kinds=KINDS):
     import keras
 
     from glu_zoo.layers import LRU, RGLRU
-    from glu_zoo.layers.recurrent import _resolve_mode
+    from glu_zoo.ops.scan import device_kind, resolve_mode
 
     rng = np.random.default_rng(0)
     x = keras.ops.convert_to_tensor(rng.normal(size=(BATCH, length, WIDTH)).astype("float32"))
@@ -86,10 +103,13 @@ def worker(backend, layer_name, length, rounds, budget, skip=(), kinds=KINDS):
                 "train": lambda: float(model.train_on_batch(x, y))}
 
     # What "auto" runs: predict_on_batch passes training=False, train_on_batch True.
-    auto = {"forward": _resolve_mode("auto", length, False), "train": _resolve_mode("auto", length, True)}
-    skip = set(skip) | {f"{k}:auto" for k in KINDS if f"{k}:{auto[k]}" in skip}
+    try:
+        auto = {"forward": resolve_mode("auto", length, False), "train": resolve_mode("auto", length, True)}
+    except FileNotFoundError:  # no auto table yet: time the modes only
+        auto = {"forward": None, "train": None}
+    skip = set(skip) | {f"{k}:auto" for k in KINDS if auto[k] is None or f"{k}:{auto[k]}" in skip}
     steps = {mode: make(mode) for mode in MODES if any(f"{k}:{mode}" not in skip for k in kinds)}
-    result = {"backend": backend, "layer": layer_name, "length": length, "auto": auto,
+    result = {"backend": backend, "device": device_kind(), "layer": layer_name, "length": length, "auto": auto,
               "times": {}, "peak_mib": {}, "rounds": {}, "skipped": sorted(skip)}
     for kind in kinds:
         calls = {mode: s[kind] for mode, s in steps.items() if f"{kind}:{mode}" not in skip}
@@ -117,60 +137,140 @@ def worker(backend, layer_name, length, rounds, budget, skip=(), kinds=KINDS):
     return result
 
 
-def table(results):
+def lookup(rows, length):
+    """The mode of auto-table `rows` for sequence length `length` (as glu_zoo.ops.scan.resolve_mode)."""
+    return next((mode for bound, mode in rows if bound is None or length <= bound), rows[-1][1])
+
+
+def table(results, auto_table=None):
+    """The markdown table. With `auto_table` (a table just written from these
+    results), "auto" is the mode that table picks; else the mode auto ran as."""
+
+    def auto_mode(r, kind):
+        if auto_table is None:
+            return r["auto"][kind]
+        return lookup(auto_table[r["backend"]][r.get("device", "cpu")][kind], r["length"])
+
     lines = [
         f"LRU (state 256) and RG-LRU (4 heads) on width {WIDTH}, batch {BATCH}, float32, "
         f"{platform.machine()} CPU with {os.cpu_count()} cores. Median ms per call (alternating "
         "rounds in one process per backend, layer and T); peak MiB = largest resident-set growth "
-        "during the call.",
+        "during the call. par = parallel, seq = sequential, chu = chunked.",
         "",
-        "| backend | layer | T | auto → (fwd, train) | fwd parallel ms | fwd sequential ms | fwd auto/best | "
-        "train parallel ms | train sequential ms | train auto/best | train peak MiB par / seq |",
+        "| backend | layer | T | auto → (fwd, train) | fwd par / seq / chu ms | fwd auto/best | fwd auto/JAX's | "
+        "train par / seq / chu ms | train auto/best | train auto/JAX's | train peak MiB par / seq / chu |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    worst = 0.0
-    ms = lambda v: "skipped" if v is None else f"{1e3 * v:,.1f}"  # noqa: E731
+    ms = lambda v: "–" if v is None else f"{1e3 * v:,.0f}" if v >= 0.1 else f"{1e3 * v:,.1f}"  # noqa: E731
     mib = lambda v: "–" if v is None else f"{v:,.0f}"  # noqa: E731
 
-    def ratio(times, pick):
-        """(time of the mode auto picks / best, auto's own measured time / best)."""
-        done = [times[m] for m in ("parallel", "sequential") if times[m] is not None]
-        if not done:
-            return float("inf"), float("inf")
+    def picked(r, kind):
+        """The time of the mode auto picks, its ratio to the fastest mode's, and auto's own measured ratio."""
+        times = r["times"][kind]
+        done = [times[m] for m in SCANS if times.get(m) is not None]
+        mode = auto_mode(r, kind)
+        pick = times.get(mode) if mode else None
+        if not done or pick is None:
+            return None, None, None
         best = min(done)
-        picked = times[pick] / best if times[pick] is not None else float("inf")
-        measured = times["auto"] / best if times["auto"] is not None else float("inf")
-        return picked, measured
+        # auto's own instance, when it ran the mode that auto now picks
+        same = times.get("auto") is not None and r["auto"][kind] == mode
+        measured = times["auto"] / best if same else None
+        return pick, pick / best, measured
 
-    worst_measured = 0.0
+    jax = {(r["layer"], r["length"], k): picked(r, k)[0] for r in results if r["backend"] == "jax" for k in KINDS}
+    worst = worst_measured = worst_jax = 0.0
     for r in results:
-        f, t, m = r["times"]["forward"], r["times"]["train"], r["peak_mib"]["train"]
-        (fp, fm), (tp, tm) = ratio(f, r["auto"]["forward"]), ratio(t, r["auto"]["train"])
-        worst, worst_measured = max(worst, fp, tp), max(worst_measured, fm, tm)
-        lines.append(
-            f"| {r['backend']} | {r['layer']} | {r['length']} | {r['auto']['forward'][:3]}, {r['auto']['train'][:3]} | "
-            f"{ms(f['parallel'])} | "
-            f"{ms(f['sequential'])} | {fp:.2f} ({fm:.2f}) | {ms(t['parallel'])} | {ms(t['sequential'])} | "
-            f"{tp:.2f} ({tm:.2f}) | {mib(m['parallel'])} / {mib(m['sequential'])} |"
-        )
-    lines += ["", f"auto/best: the time of the mode auto picks over the faster mode's, worst over all rows "
-              f"{worst:.2f} (aim ≤ {AIM:.2f}); in brackets auto's own instance, timed beside them (worst "
-              f"{worst_measured:.2f}): the same code as the mode it picks, so its distance from that mode is the "
-              f"run-to-run spread. \"skipped\": that call at the previous T, times the growth in T, was over "
-              f"the {{max_call}} s limit."]
+        cells = []
+        for kind in KINDS:
+            t = r["times"][kind]
+            pick, ratio, measured = picked(r, kind)
+            reference = jax.get((r["layer"], r["length"], kind))
+            versus = pick / reference if pick is not None and reference else None
+            if ratio is not None:
+                worst = max(worst, ratio)
+            if measured is not None:
+                worst_measured = max(worst_measured, measured)
+            if versus is not None:
+                worst_jax = max(worst_jax, versus)
+            cells += [" / ".join(ms(t.get(m)) for m in SCANS),
+                      "–" if ratio is None else f"{ratio:.2f}" + ("" if measured is None else f" ({measured:.2f})"),
+                      "–" if versus is None else f"{versus:.2f}"]
+        m = r["peak_mib"]["train"]
+        lines.append(f"| {r['backend']} | {r['layer']} | {r['length']} | {(auto_mode(r, 'forward') or '–')[:3]}, "
+                     f"{(auto_mode(r, 'train') or '–')[:3]} | " + " | ".join(cells) + " | "
+                     + " / ".join(mib(m.get(x)) for x in SCANS) + " |")
+    source = ("the table written from this run (glu_zoo/ops/scan_auto.json)" if auto_table is not None
+              else "the table as it stood when the run began")
+    lines += ["", f"auto: the mode that {source} picks. auto/best: its time over the fastest mode's, worst over "
+              f"all rows {worst:.2f} (aim ≤ {AIM:.2f}); in brackets auto's own instance, timed beside them where it "
+              f"ran that mode (worst {worst_measured:.2f}): the same code, so its distance from that mode is the "
+              f"run-to-run spread. auto/JAX's: the time of the mode auto picks over that of JAX's auto for the same "
+              f"layer, T and kind, worst {worst_jax:.2f} (aim ≤ {AIM_JAX:.1f}). \"–\": skipped, that call at the "
+              f"previous T, times the growth in T, was over the {{max_call}} s limit."]
     return "\n".join(lines)
 
 
-def auto_table(results):
-    """The faster train-step mode per backend: what `_AUTO_MODE` should say,
-    and for which T (the smallest T from which parallel wins, if it ever does)."""
+def best_modes(results):
+    """{(backend, device): {kind: [(T, mode), …]}}: per T, the mode whose worst
+    ratio to the fastest mode over the layers measured is smallest."""
     out = {}
-    for backend in sorted({r["backend"] for r in results}):
-        rows = [r for r in results if r["backend"] == backend]
-        wins = {r["length"]: (r["times"]["train"]["sequential"] is None
-                              or r["times"]["train"]["parallel"] < r["times"]["train"]["sequential"]) for r in rows}
-        out[backend] = wins
-    return out
+    for r in results:
+        out.setdefault((r["backend"], r.get("device", "cpu")), {}).setdefault(r["length"], []).append(r)
+    picks = {}
+    for key, by_length in out.items():
+        for kind in KINDS:
+            rows = []
+            for length in sorted(by_length):
+                def worst(mode, rs=by_length[length]):
+                    ratios = []
+                    for r in rs:
+                        times = r["times"][kind]
+                        done = [times[m] for m in SCANS if times.get(m) is not None]
+                        ratios.append(float("inf") if times.get(mode) is None else times[mode] / min(done))
+                    return max(ratios)
+                best = min(SCANS, key=worst)
+                # Noise guard: keep the previous T's mode (at first "sequential") while it is within
+                # TIE of the fastest, so that the table changes mode only on a clear win.
+                keep = rows[-1][1] if rows else "sequential"
+                rows.append((length, keep if worst(keep) <= TIE else best))
+            picks.setdefault(key, {})[kind] = rows
+    return picks
+
+
+def write_auto_table(results, command, path=TABLE):
+    """Replace this run's backends and device kinds in the auto table file."""
+    table = json.load(open(path)) if os.path.exists(path) else {}
+    table["_about"] = ("mode=\"auto\" of glu_zoo.ops.scan.linear_recurrence: per backend and device kind, rows "
+                       "[T bound, mode] for the forward pass and the train step (the first row whose bound is at "
+                       "least T wins; null: any T). Written by tools/bench_scan.py --table; not edited by hand.")
+    for backend in ("jax", "tensorflow", "torch"):
+        entry = table.setdefault(backend, {})
+        entry.setdefault("accelerator", {
+            "measured": False,
+            "note": "never measured (no GPU or TPU was lent): parallel, the form that fills many cores",
+            "forward": [[None, "parallel"]], "train": [[None, "parallel"]]})
+    date = datetime.date.today().isoformat()
+    for (backend, device), kinds in best_modes(results).items():
+        entry = {"measured": f"{date}: {platform.machine()} with {os.cpu_count()} cores, {command}"}
+        for kind, rows in kinds.items():
+            merged = []
+            for length, mode in rows:
+                if merged and merged[-1][1] == mode:
+                    merged[-1][0] = length
+                else:
+                    merged.append([length, mode])
+            merged[-1][0] = None
+            entry[kind] = merged
+        table[backend][device] = entry
+    with open(path, "w") as f:  # one line per device entry
+        lines = [f' "_about": {json.dumps(table["_about"], ensure_ascii=False)}']
+        for backend in sorted(k for k in table if k != "_about"):
+            devices = ",\n".join(f'  "{d}": {json.dumps(e, ensure_ascii=False)}'
+                                  for d, e in sorted(table[backend].items()))
+            lines.append(f' "{backend}": {{\n{devices}\n }}')
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
+    return table
 
 
 def main():
@@ -181,6 +281,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=40.0, help="seconds of timed rounds per (case, kind)")
     parser.add_argument("--write", metavar="PATH", help="put the table into this markdown file")
+    parser.add_argument("--table", action="store_true",
+                        help="write the auto table (glu_zoo/ops/scan_auto.json) from this run's results")
     parser.add_argument("--max-call", type=float, default=60.0,
                         help="skip a mode whose call, extrapolated from the previous T, would take longer")
     parser.add_argument("--kinds", default=",".join(KINDS),
@@ -221,7 +323,7 @@ def main():
                 skip = []
                 if previous is not None:  # time grows at least linearly in T
                     growth = int(length) / previous["length"]
-                    skip = [f"{k}:{m}" for k in kinds for m in ("parallel", "sequential")
+                    skip = [f"{k}:{m}" for k in kinds for m in SCANS
                             if previous["times"][k][m] is None or previous["times"][k][m] * growth > args.max_call]
                 env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
                        "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
@@ -250,9 +352,21 @@ def main():
                     print(f"{backend} {layer} T={length}: {k} " + ", ".join(
                         f"{m} {'skipped' if t[m] is None else f'{t[m]:.3f}s'}" for m in MODES)
                         + f" (auto = {r['auto'][k]})", file=sys.stderr, flush=True)
-    text = table(results).replace("{max_call}", f"{args.max_call:g}")
+    written = None
+    if args.table:
+        argv, skip_next = [], False  # the measuring options (not where the results were saved)
+        for arg in sys.argv[1:]:
+            if skip_next or arg in ("--resume", "--table"):
+                skip_next = False
+                continue
+            skip_next = arg in ("--json", "--write")
+            if not skip_next and not arg.startswith(("--json=", "--write=")):
+                argv.append(arg)
+        command = "python tools/bench_scan.py " + " ".join(argv)
+        written = write_auto_table(results, command)
+        print(f"wrote {os.path.normpath(TABLE)}", file=sys.stderr)
+    text = table(results, written).replace("{max_call}", f"{args.max_call:g}")
     print(text)
-    print("parallel faster (train) per T:", json.dumps(auto_table(results)), file=sys.stderr)
     if args.write:
         write_block(args.write, "bench_scan", "Scan modes of the linear recurrences (`tools/bench_scan.py`)", text)
 

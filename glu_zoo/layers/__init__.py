@@ -5,7 +5,9 @@ from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbeddi
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
 from glu_zoo.layers.transformer import TransformerEncoderBlock
-from glu_zoo.layers.recurrent import LRU, RGLRU, SCAN_MODES, LRUBlock, RecurrentBlock
+from glu_zoo.layers.lru import LRU, LRUBlock
+from glu_zoo.layers.rglru import RGLRU, RecurrentBlock
+from glu_zoo.ops.scan import SCAN_MODES
 
 __all__ = [
     "FFN",
