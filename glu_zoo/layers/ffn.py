@@ -42,10 +42,6 @@ _GATES = {
 FFN_ACTIVATIONS = tuple(_ACTIVATIONS) + tuple(_EXPANDED_ACTIVATIONS)
 GATED_VARIANTS = tuple(_GATES) + tuple(_EXPANDED_VARIANTS)
 
-# Transitional: layers/recurrent.py (being split into lru.py/rglru.py) still
-# imports these two names; remove them with that split.
-_check_positive_int, _fresh = check_positive_int, fresh
-
 
 class _FeedForward(keras.layers.Layer):
     """What FFN and GatedFFN share: validation, weights, dropout and `call`.
