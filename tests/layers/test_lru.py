@@ -1,6 +1,7 @@
-"""LRU and LRUBlock (Orvieto et al. 2023) against their NumPy references, on every mode."""
+"""LRU and LRUBlock (Orvieto et al. 2023, arXiv 2303.06349) against their NumPy references, on every
+mode; their initialisation, weights and arguments. What every recurrent layer must do is in
+test_recurrent_layers.py."""
 
-import inspect
 import math
 
 import keras
@@ -9,16 +10,8 @@ import pytest
 
 from glu_zoo.layers import LRU, LRUBlock
 from tests import reference as ref
-from tests.conftest import weight_grads, to_numpy
-from tests.layers.recurrent_helpers import (
-    MODES,
-    check_fit_step_modes_agree,
-    check_input_gradient,
-    check_mixed_policy,
-    randomise,
-    ulp,
-    weights_below,
-)
+from tests.conftest import to_numpy
+from tests.layers.recurrent_helpers import MODES, randomise, weights_below
 
 B, T, D, N = 2, 12, 4, 3
 
@@ -47,11 +40,15 @@ def test_lru_matches_numpy_reference(mode, rng):
 
 
 def test_weight_names_and_shapes():
-    lru = LRU(N)
-    lru.build((B, T, D))
-    assert {w.name: tuple(w.shape) for w in lru.weights} == {
+    block = LRUBlock(N)
+    block.build((B, T, D))
+    assert {w.name: tuple(w.shape) for w in block.lru.weights} == {
         "nu_log": (N,), "theta_log": (N,), "gamma_log": (N,), "B_re": (D, N), "B_im": (D, N),
         "C_re": (N, D), "C_im": (N, D), "D": (D,)}
+    assert sorted(weights_below(block)) == sorted(
+        ["lru/nu_log", "lru/theta_log", "lru/gamma_log", "lru/B_re", "lru/B_im", "lru/C_re", "lru/C_im",
+         "lru/D", "glu/kernel", "glu/bias", "norm/gamma", "norm/beta"])
+    assert tuple(block.glu.kernel.shape) == (D, 2 * D)
 
 
 def test_initialisation_follows_the_paper():
@@ -71,39 +68,6 @@ def test_initialisation_follows_the_paper():
     default = LRU(1000)  # r_max = 1: still finite weights
     default.build((1, 1, 8))
     assert all(np.isfinite(v).all() for v in weights_below(default).values())
-
-
-@pytest.mark.parametrize("mode", ["sequential", "parallel", "chunked"])
-def test_chunked_run_with_carried_state_equals_whole_run(mode, rng):
-    x = _x(rng, 48)
-    layer = LRU(N, mode=mode, return_state=True)
-    whole, h_whole = layer(x)
-    first, h = layer(x[:, :16])
-    second, h = layer(x[:, 16:], initial_state=h)
-    np.testing.assert_allclose(to_numpy(keras.ops.concatenate([first, second], 1)), to_numpy(whole),
-                               rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(to_numpy(h), to_numpy(h_whole), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("mode", ["sequential", "parallel", "chunked"])
-def test_padded_batch_equals_unpadded_sequences(mode, rng):
-    """Right padding (row 0) and left padding (row 1): padded steps keep the
-    state and give 0; the valid steps match the sequence run alone."""
-    x = _x(rng)
-    layer = LRU(N, mode=mode, return_state=True)
-    layer.build(x.shape)
-    w = weights_below(layer)
-    mask = np.ones((B, T), bool)
-    mask[0, 8:] = False
-    mask[1, :3] = False
-    y, h = layer(x, mask=mask)
-    y_ref, h_ref = ref.lru(x, w, mask=mask)
-    np.testing.assert_allclose(to_numpy(y), y_ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(to_numpy(h), h_ref, rtol=1e-4, atol=1e-4)
-    alone, h_alone = layer(x[:1, :8])
-    np.testing.assert_allclose(to_numpy(y)[0, :8], to_numpy(alone)[0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(to_numpy(h)[0], to_numpy(h_alone)[0], rtol=1e-5, atol=1e-5)
-    assert np.all(to_numpy(y)[0, 8:] == 0) and np.all(to_numpy(y)[1, :3] == 0)
 
 
 def test_return_sequences_false_gives_the_last_valid_step(rng):
@@ -131,63 +95,6 @@ def test_mask_from_a_masking_layer_in_a_model_of_unknown_length(mode, rng):
     np.testing.assert_allclose(model.predict(padded, verbose=0)[:1], alone, rtol=1e-5, atol=1e-6)
 
 
-def test_modes_agree_in_a_compiled_fit_step(rng):
-    x, target = _x(rng, 16), _x(rng, 16)
-    check_fit_step_modes_agree(lambda m: LRU(N, r_min=0.5, r_max=0.95, mode=m), x, target)
-    check_fit_step_modes_agree(lambda m: LRUBlock(N, mode=m), x, target)
-
-
-def test_lru_input_gradient_matches_finite_differences(rng):
-    x = _x(rng, 8)
-    for mode in ("sequential", "chunked"):
-        layer = LRU(N, r_min=0.5, r_max=0.95, mode=mode)
-        layer.build(x.shape)
-        w = weights_below(layer)
-        check_input_gradient(layer, lambda v: ref.lru(v, w)[0], x, rng)
-
-
-def test_long_sequence_near_unit_radius_is_finite(rng):
-    x = rng.normal(size=(1, 16_384, 4)).astype("float32")
-    layer = LRU(4, r_min=0.999, r_max=0.9999, mode="chunked")
-    layer.build(x.shape)
-    y = to_numpy(layer(x))
-    grads = weight_grads(layer, x)
-    assert np.isfinite(y).all() and np.abs(y).max() < 1e3
-    assert all(np.isfinite(g).all() for g in grads.values()), {k: np.isfinite(g).all() for k, g in grads.items()}
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_inputs_equal_the_float32_layer_of_the_rounded_inputs(dtype, rng):
-    """LRU on half inputs computes in float32: it equals the float32 layer on
-    the half-rounded inputs, rounded to the half dtype (2 ulps, plus 1e-5 of
-    the largest output for float32 rounding), and returns the half dtype."""
-    x = rng.normal(size=(B, 256, D)).astype("float32")
-    layer = LRU(N, r_min=0.99, r_max=0.999)
-    half = keras.ops.cast(x, dtype)
-    y = layer(half)
-    assert keras.backend.standardize_dtype(y.dtype) == dtype
-    expected = to_numpy(layer(keras.ops.cast(half, "float32"))).astype(np.float64)
-    error = np.abs(to_numpy(keras.ops.cast(y, "float32")) - expected)
-    assert (error <= 2 * ulp(expected, dtype) + 1e-5 * np.abs(expected).max()).all()
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_lru_under_mixed_precision(policy, rng):
-    x = _x(rng)
-    check_mixed_policy(lambda: LRU(N, r_min=0.5, r_max=0.95), x, lambda layer: ref.lru(x, weights_below(layer))[0],
-                       policy, rtol=2e-2)
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_lru_block_under_mixed_precision(policy, rng):
-    x = _x(rng)
-
-    def make():
-        return LRUBlock(N, r_min=0.5, r_max=0.95)
-
-    check_mixed_policy(make, x, lambda block: ref.lru_block(x, weights_below(block))[0], policy, rtol=3e-2)
-
-
 # --- LRUBlock -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -207,21 +114,6 @@ def test_lru_block_matches_numpy_reference(mode, norm_first, rng):
         np.testing.assert_allclose(to_numpy(h), h_ref, rtol=1e-4, atol=1e-4)
 
 
-def test_lru_block_weights_and_chunked_run(rng):
-    block = LRUBlock(N, return_state=True)
-    x = _x(rng, 40)
-    whole, h_whole = block(x)
-    assert sorted(weights_below(block)) == sorted(
-        ["lru/nu_log", "lru/theta_log", "lru/gamma_log", "lru/B_re", "lru/B_im", "lru/C_re", "lru/C_im",
-         "lru/D", "glu/kernel", "glu/bias", "norm/gamma", "norm/beta"])
-    assert tuple(block.glu.kernel.shape) == (D, 2 * D)
-    first, h = block(x[:, :25])
-    second, h = block(x[:, 25:], initial_state=h)
-    np.testing.assert_allclose(to_numpy(keras.ops.concatenate([first, second], 1)), to_numpy(whole),
-                               rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(to_numpy(h), to_numpy(h_whole), rtol=1e-5, atol=1e-5)
-
-
 def test_lru_block_dropout_only_in_training(rng):
     x = _x(rng)
     block = LRUBlock(N, dropout=0.5)
@@ -231,40 +123,6 @@ def test_lru_block_dropout_only_in_training(rng):
     np.testing.assert_allclose(to_numpy(block(x)), expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(to_numpy(block(x, training=False)), expected, rtol=1e-4, atol=1e-4)
     assert not np.allclose(to_numpy(block(x, training=True)), expected, atol=1e-3)
-
-
-# --- serialisation ---------------------------------------------------------------------
-
-LAYERS = {
-    "lru": lambda: LRU(N, r_min=0.2, r_max=0.9, max_phase=3.0, mode="parallel", name="rec"),
-    "lru_last": lambda: LRU(N, return_sequences=False, mode="chunked", name="rec"),
-    "lru_block": lambda: LRUBlock(N, r_min=0.1, r_max=0.8, dropout=0.2, norm_first=True, mode="chunked",
-                                  name="rec"),
-}
-
-
-@pytest.mark.parametrize("kind", list(LAYERS))
-def test_save_and_load_round_trip(kind, tmp_path, rng):
-    x = _x(rng)
-    inputs = keras.Input((T, D))
-    layer = LAYERS[kind]()
-    model = keras.Model(inputs, layer(inputs))
-    randomise(layer, rng, scale=0.3, skip=("nu_log", "theta_log", "gamma_log"))
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras").get_layer("rec")
-    assert type(loaded) is type(layer) and loaded.get_config() == layer.get_config()
-    np.testing.assert_allclose(to_numpy(loaded(x)), to_numpy(layer(x)), rtol=1e-6, atol=1e-6)
-    assert [w.path for w in loaded.weights] == [w.path for w in layer.weights]
-
-
-@pytest.mark.parametrize("kind", list(LAYERS))
-def test_get_config_is_complete(kind):
-    layer = LAYERS[kind]()
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    args = set(inspect.signature(type(layer).__init__).parameters) - {"self", "kwargs"}
-    assert args <= set(config), args - set(config)
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -287,29 +145,6 @@ def test_radii_outside_the_unit_interval(kwargs, name):
 def test_bad_state_dim(state_dim):
     with pytest.raises(ValueError, match=rf"`state_dim` must be a positive integer; got {state_dim!r}"):
         LRU(state_dim)
-
-
-@pytest.mark.parametrize("cls", [LRU, LRUBlock])
-def test_unknown_mode_lists_the_allowed_ones(cls):
-    with pytest.raises(ValueError, match=r"unknown `mode` 'fast'; allowed: auto, parallel, sequential, chunked"):
-        cls(4, mode="fast")
-
-
-def test_wrong_rank_width_dtype_and_state(rng):
-    x = _x(rng)
-    layer = LRU(D)
-    with pytest.raises(ValueError, match=r"`inputs` must have shape \(batch, time, features\) with a known last "
-                                         r"dimension; got shape \(2, 4\)"):
-        layer(x[:, 0])
-    layer(x)
-    with pytest.raises(ValueError, match=r"`inputs` must have shape \(batch, time, 4\); got shape \(2, 12, 5\)"):
-        layer(_x(rng, width=5))
-    with pytest.raises(ValueError, match=r"`inputs` must be floating point; got dtype int32"):
-        layer(np.ones((B, T, D), "int32"))
-    with pytest.raises(ValueError, match=r"`initial_state` must have shape \(2, 8\); got shape \(2, 9\)"):
-        layer(x, initial_state=np.zeros((B, 2 * D + 1), "float32"))
-    with pytest.raises(ValueError, match=r"`initial_state` must have shape \(2, 8\); got shape \(3, 8\)"):
-        layer(x, initial_state=np.zeros((B + 1, 2 * D), "float32"))
 
 
 def test_lru_block_bad_arguments():
