@@ -8,6 +8,11 @@ from tests.conftest import BACKEND, input_grads, central_difference, to_numpy
 MODES = ["sequential", "parallel", "chunked", "auto"]
 
 
+def sequences(rng, length=12, width=4, batch=2):
+    """Standard normal float32 inputs (batch, length, width)."""
+    return rng.normal(size=(batch, length, width)).astype("float32")
+
+
 def weights_below(layer):
     """The layer's weights as float64 arrays keyed by their path below it."""
     prefix = layer.path + "/"

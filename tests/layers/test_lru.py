@@ -11,7 +11,7 @@ import pytest
 from glu_zoo.layers import LRU, LRUBlock
 from tests import reference as ref
 from tests.conftest import to_numpy
-from tests.layers.recurrent_helpers import MODES, randomise, weights_below
+from tests.layers.recurrent_helpers import MODES, randomise, sequences, weights_below
 
 B, T, D, N = 2, 12, 4, 3
 
@@ -21,13 +21,9 @@ def rng():
     return np.random.default_rng(3)
 
 
-def _x(rng, length=T, width=D):
-    return rng.normal(size=(B, length, width)).astype("float32")
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_lru_matches_numpy_reference(mode, rng):
-    x = _x(rng)
+    x = sequences(rng)
     layer = LRU(N, r_min=0.5, r_max=0.95, mode=mode, return_state=True)
     layer.build(x.shape)
     w = weights_below(layer)
@@ -71,7 +67,7 @@ def test_initialisation_follows_the_paper():
 
 
 def test_return_sequences_false_gives_the_last_valid_step(rng):
-    x = _x(rng)
+    x = sequences(rng)
     layer = LRU(N, return_sequences=False)
     layer.build(x.shape)
     w = weights_below(layer)
@@ -84,7 +80,7 @@ def test_return_sequences_false_gives_the_last_valid_step(rng):
 
 @pytest.mark.parametrize("mode", ["sequential", "chunked"])
 def test_mask_from_a_masking_layer_in_a_model_of_unknown_length(mode, rng):
-    x = _x(rng)
+    x = sequences(rng)
     inputs = keras.Input((None, D))
     masked = keras.layers.Masking(0.0)(inputs)
     layer = LRU(N, return_sequences=False, mode=mode)
@@ -100,7 +96,7 @@ def test_mask_from_a_masking_layer_in_a_model_of_unknown_length(mode, rng):
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("mode", ["sequential", "parallel", "chunked"])
 def test_lru_block_matches_numpy_reference(mode, norm_first, rng):
-    x = _x(rng)
+    x = sequences(rng)
     block = LRUBlock(N, r_min=0.5, r_max=0.95, norm_first=norm_first, mode=mode, return_state=True)
     block.build(x.shape)
     w = randomise(block, rng, skip=("nu_log", "theta_log", "gamma_log"))
@@ -115,7 +111,7 @@ def test_lru_block_matches_numpy_reference(mode, norm_first, rng):
 
 
 def test_lru_block_dropout_only_in_training(rng):
-    x = _x(rng)
+    x = sequences(rng)
     block = LRUBlock(N, dropout=0.5)
     block.build(x.shape)
     w = weights_below(block)

@@ -19,6 +19,7 @@ from tests.layers.recurrent_helpers import (
     check_input_gradient,
     check_mixed_policy,
     randomise,
+    sequences,
     ulp,
 )
 
@@ -77,10 +78,6 @@ def rng():
     return np.random.default_rng(3)
 
 
-def _x(rng, length=T, width=D):
-    return rng.normal(size=(B, length, width)).astype("float32")
-
-
 def _close(a, b, rtol, atol):
     np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=rtol, atol=atol)
 
@@ -94,7 +91,7 @@ def test_chunked_run_with_carried_state_equals_whole_run(case, mode, rng):
     run (outputs and every part of the state), and the whole run equals the
     NumPy reference."""
     length, split = case.chunk_split
-    x = _x(rng, length)
+    x = sequences(rng, length)
     layer = case.make(return_state=True, **({} if mode is None else {"mode": mode}))
     layer.build(x.shape)
     w = randomise(layer, rng, skip=case.skip)
@@ -113,7 +110,7 @@ def test_padded_batch_equals_unpadded_sequences(case, mode, rng):
     """Right padding (row 0) and left padding (row 1): padded steps keep the
     state and give 0, the valid steps (and the final state) match the
     sequence run alone (for RG-LRU: the reset happens at the first valid step)."""
-    x = _x(rng)
+    x = sequences(rng)
     layer = case.make(mode=mode, return_state=True)
     layer.build(x.shape)
     w = randomise(layer, rng, skip=case.skip)
@@ -134,7 +131,7 @@ def test_padded_batch_equals_unpadded_sequences(case, mode, rng):
 
 @pytest.mark.parametrize("case", ALL)
 def test_modes_agree_in_a_compiled_fit_step(case, rng):
-    x, target = _x(rng, 16), _x(rng, 16)
+    x, target = sequences(rng, 16), sequences(rng, 16)
     check_fit_step_modes_agree(lambda m: case.make(mode=m), x, target)
 
 
@@ -143,7 +140,7 @@ def test_modes_agree_in_a_compiled_fit_step(case, rng):
 @pytest.mark.parametrize("mode", ["sequential", "chunked"])
 @pytest.mark.parametrize("case", CORE)
 def test_input_gradient_matches_finite_differences(case, mode, rng):
-    x = _x(rng, 8)
+    x = sequences(rng, 8)
     layer = case.make(mode=mode)
     layer.build(x.shape)
     w = randomise(layer, rng, skip=case.skip)
@@ -182,7 +179,7 @@ def test_half_inputs_equal_the_float32_layer_of_the_rounded_inputs(case, dtype, 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize("case", ALL)
 def test_under_mixed_precision(case, policy, rng):
-    x = _x(rng)
+    x = sequences(rng)
     check_mixed_policy(case.make, x, lambda layer: case.reference(x, randomise(layer, rng, skip=case.skip))[0],
                        policy, rtol=case.mixed_rtol)
 
@@ -202,7 +199,7 @@ CONFIGURED = {  # every argument away from its default, where it can be
 
 @pytest.mark.parametrize("kind", list(CONFIGURED))
 def test_save_and_load_round_trip(kind, tmp_path, rng):
-    x = _x(rng)
+    x = sequences(rng)
     make, skip = CONFIGURED[kind]
     inputs = keras.Input((T, D))
     layer = make()
@@ -235,7 +232,7 @@ def test_unknown_mode_lists_the_allowed_ones(case):
 
 @pytest.mark.parametrize("case", CORE)
 def test_wrong_rank_width_dtype_and_state(case, rng):
-    x = _x(rng)
+    x = sequences(rng)
     layer = case.make()
     n = case.state_width
     with pytest.raises(ValueError, match=rf"`inputs` must have shape \(batch, time, {case.features}\) with a known "
@@ -243,7 +240,7 @@ def test_wrong_rank_width_dtype_and_state(case, rng):
         layer(x[:, 0])
     layer(x)
     with pytest.raises(ValueError, match=r"`inputs` must have shape \(batch, time, 4\); got shape \(2, 12, 5\)"):
-        layer(_x(rng, width=5))
+        layer(sequences(rng, width=5))
     with pytest.raises(ValueError, match=r"`inputs` must be floating point; got dtype int32"):
         layer(np.ones((B, T, D), "int32"))
     with pytest.raises(ValueError, match=rf"`initial_state` must have shape \(2, {n}\); got shape \(2, {n + 1}\)"):

@@ -10,7 +10,7 @@ from glu_zoo.layers import RGLRU, RecurrentBlock
 from glu_zoo.layers import rglru as rglru_module
 from tests import reference as ref
 from tests.conftest import central_difference, input_grads, to_numpy
-from tests.layers.recurrent_helpers import MODES, randomise, weights_below
+from tests.layers.recurrent_helpers import MODES, randomise, sequences, weights_below
 
 B, T, D = 2, 12, 4
 
@@ -20,13 +20,9 @@ def rng():
     return np.random.default_rng(5)
 
 
-def _x(rng, length=T, width=D):
-    return rng.normal(size=(B, length, width)).astype("float32")
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_rglru_matches_numpy_reference(mode, rng):
-    x = _x(rng, width=6)
+    x = sequences(rng, width=6)
     layer = RGLRU(6, num_heads=2, c=8.0, mode=mode, return_state=True)
     layer.build(x.shape)
     w = randomise(layer, rng, skip=("a_param",))
@@ -40,7 +36,7 @@ def test_rglru_matches_numpy_reference(mode, rng):
 
 def test_rglru_resets_at_the_first_step(rng):
     """h_0 = gate_x ⊗ x_0: no decay and multiplier 1 without a carried state."""
-    x = _x(rng)
+    x = sequences(rng)
     layer = RGLRU(D, num_heads=2)
     layer.build(x.shape)
     w = weights_below(layer)
@@ -51,7 +47,7 @@ def test_rglru_resets_at_the_first_step(rng):
 
 @pytest.mark.parametrize("mode", ["sequential", "parallel", "chunked"])
 def test_block_matches_numpy_reference(mode, rng):
-    x = _x(rng)
+    x = sequences(rng)
     block = RecurrentBlock(D, lru_width=6, num_heads=3, mode=mode)
     block.build(x.shape)
     w = randomise(block, rng, skip=("a_param",))
@@ -120,11 +116,11 @@ def test_rglru_bad_arguments():
 
 
 def test_block_bad_inputs_and_state(rng):
-    x = _x(rng)
+    x = sequences(rng)
     block = RecurrentBlock(D, lru_width=6, num_heads=2)
     with pytest.raises(ValueError, match=r"`inputs` must have shape \(batch, time, 4\) with a known last "
                                          r"dimension; got shape \(2, 12, 5\)"):
-        block(_x(rng, width=5))
+        block(sequences(rng, width=5))
     with pytest.raises(ValueError, match=r"`conv_state` must have shape \(2, 3, 6\); got shape \(2, 2, 6\)"):
         block(x, initial_state=(np.zeros((B, 2, 6), "float32"), np.zeros((B, 6), "float32")))
     with pytest.raises(ValueError, match=r"`initial_state` must be a tuple \(conv_state, lru_state\); got \w+"):
