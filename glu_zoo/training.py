@@ -41,12 +41,14 @@ class EpochShuffled(keras.utils.PyDataset):
     """Batches of (x, y) in an order fixed by (seed, epoch) alone, so that a
     resumed run sees the same batches as an uninterrupted one.
     `drop_remainder` drops the last, smaller batch (data parallel training
-    needs batches that split evenly over the devices)."""
+    needs batches that split evenly over the devices). `shift` > 0 moves each
+    image by a random whole-pixel offset in [-shift, shift] per axis, drawn
+    from (seed, epoch, batch) alone (`data.random_shift`)."""
 
-    def __init__(self, x, y, batch_size, seed, drop_remainder=False):
+    def __init__(self, x, y, batch_size, seed, drop_remainder=False, shift=0):
         super().__init__()
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.drop_remainder = drop_remainder
+        self.drop_remainder, self.shift = drop_remainder, shift
         self.epoch = 0
 
     def __len__(self):
@@ -57,6 +59,9 @@ class EpochShuffled(keras.utils.PyDataset):
     def __getitem__(self, index):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
         take = order[index * self.batch_size : (index + 1) * self.batch_size]
+        if self.shift:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            return data_lib.random_shift(self.x[take], self.shift, rng), self.y[take]
         return self.x[take], self.y[take]
 
 
@@ -421,7 +426,8 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         model = models.build(recipe.architecture, **recipe.model_overrides)
         for x, split in ((x_train, "training"), (x_test, "test")):
             model.check_inputs(x, f"{split} inputs")
-        dataset = EpochShuffled(x_train, y_train, recipe.batch_size, recipe.seed, drop_remainder=bool(distribute))
+        dataset = EpochShuffled(x_train, y_train, recipe.batch_size, recipe.seed, drop_remainder=bool(distribute),
+                                shift=recipe.augment.get("shift", 0))
         _compile(model, _optimizer(recipe, len(dataset), epochs))
         throughput = Throughput(len(dataset) * recipe.batch_size if distribute else len(x_train))
         monitor = f"val_{recipe.metric}"

@@ -10,6 +10,8 @@ import dataclasses
 import importlib
 import pkgutil
 
+AUGMENTATIONS = ("shift",)
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -37,6 +39,9 @@ class Recipe:
     warmup_epochs: int = 0
     model_overrides: dict = dataclasses.field(default_factory=dict)
     data_options: dict = dataclasses.field(default_factory=dict)
+    # Training-batch augmentation: {"shift": k} moves each image by a random
+    # whole-pixel offset in [-k, k] along each axis (data.random_shift).
+    augment: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
 
     def __post_init__(self):
@@ -45,6 +50,9 @@ class Recipe:
         object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))  # from JSON: a list
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"Recipe {self.name}: `schedule` must be 'constant' or 'cosine'; got {self.schedule!r}.")
+        unknown = sorted(set(self.augment) - set(AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"Recipe {self.name}: unknown `augment` {unknown}; allowed: {', '.join(AUGMENTATIONS)}.")
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "no_weight_decay": list(self.no_weight_decay)}

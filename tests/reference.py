@@ -353,3 +353,14 @@ def recurrent_block(x, w, conv_width=4, state=None):
     h, last = rglru(conv, {k[7:]: v for k, v in w.items() if k.startswith("rg_lru/")}, h0=lru_state)
     out = x + (h * y) @ w["linear_out_kernel"] + w["linear_out_bias"]
     return out, (padded[:, -(conv_width - 1):], last)
+
+
+def shift_image(image, dy, dx):
+    """image (H, W, C) moved down by dy and right by dx whole pixels, zeros where nothing moved in."""
+    h, w = image.shape[:2]
+    out = np.zeros_like(image)
+    for y in range(h):
+        for x in range(w):
+            if 0 <= y - dy < h and 0 <= x - dx < w:
+                out[y, x] = image[y - dy, x - dx]
+    return out

@@ -20,7 +20,9 @@ def test_official_activator_setup():
     r = recipes.get("activator_vit_digits")
     assert (r.optimizer, r.learning_rate, r.batch_size, r.epochs, r.schedule) == ("adam", 1e-3, 64, 60, "constant")
     assert r.target == 0.975 and recipes.get("activator_vit_reduced_digits").target == 0.965
-    assert recipes.get("vit_digits").target == 0.97
+    assert r.augment == {} and recipes.get("activator_vit_reduced_digits").augment == {}  # no augmentation
+    vit = recipes.get("vit_digits")
+    assert (vit.target, vit.epochs, vit.augment) == (0.97, 120, {"shift": 1})
 
 
 def test_unknown_recipe_lists_known():

@@ -67,6 +67,28 @@ class Steps(keras.callbacks.Callback):
         self.iterations.append(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
 
 
+def test_epoch_shuffled_shifts_each_batch_by_seed_epoch_and_index_alone():
+    x = np.random.default_rng(0).uniform(1.0, 2.0, size=(100, 8, 8, 1)).astype("float32")
+    y = np.arange(100, dtype="int32")
+    plain = training.EpochShuffled(x, y, batch_size=32, seed=7)
+    shifted = training.EpochShuffled(x, y, batch_size=32, seed=7, shift=1)
+    again = training.EpochShuffled(x, y, batch_size=32, seed=7, shift=1)
+    assert len(shifted) == 4
+    (xp, yp), (xs, ys), (xa, ya) = plain[1], shifted[1], again[1]
+    np.testing.assert_array_equal(yp, ys)  # the same order, labels untouched
+    np.testing.assert_array_equal(xs, xa)  # the same draws in a fresh dataset (a resumed run)
+    moved = [not np.array_equal(a, b) for a, b in zip(xp, xs)]
+    assert 0 < sum(moved) < len(moved)  # offset (0, 0) has chance 1/9
+    shifted.epoch = again.epoch = 1
+    assert not np.array_equal(shifted[1][0], xs)
+    np.testing.assert_array_equal(shifted[1][0], again[1][0])
+
+
+def test_a_recipe_refuses_an_unknown_augmentation():
+    with pytest.raises(ValueError, match=r"vit_digits: unknown `augment` \['flip'\]; allowed: shift"):
+        dataclasses.replace(recipes.get("vit_digits"), augment={"flip": True, "shift": 1})
+
+
 @pytest.mark.slow
 def test_train_writes_log_plot_checkpoint_and_a_loadable_preset(tmp_path, capsys):
     recipe = tiny_recipe()

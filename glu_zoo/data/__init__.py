@@ -4,10 +4,10 @@
 """
 
 from glu_zoo.data.digits import Splits, load_digits
-from glu_zoo.data.images import load_image_folder
+from glu_zoo.data.images import load_image_folder, random_shift
 from glu_zoo.data.listops import load_listops
 
-__all__ = ["Splits", "load", "load_digits", "load_listops", "load_image_folder", "list_datasets"]
+__all__ = ["Splits", "load", "load_digits", "load_listops", "load_image_folder", "list_datasets", "random_shift"]
 
 _LOADERS = {"digits": load_digits, "listops": load_listops}
 
