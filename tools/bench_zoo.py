@@ -95,22 +95,35 @@ def end_to_end(name, variant, repeats):
             "end_to_end_ratio": float(np.median(ratios)), "official_variant": variant, "seconds": seconds}
 
 
-def run_recipe(name, out, repeats=1, full=True):
+def run_recipe(name, out, repeats=1, full=True, seeds=(0,), end_to_end_too=True):
+    import dataclasses
+
     import keras
+    import numpy as np
 
     from glu_zoo import models, recipes, training
 
     recipe = recipes.get(name)
     params = models.build(recipe.architecture, **recipe.model_overrides).count_params()
     row = {"kind": "recipe", "name": name, "backend": keras.backend.backend(), "parameters": params,
-           "target": recipe.target, "accuracy": None, "examples_per_second": None,
-           "peak_mib": None, "training_mib": None}
-    if full:
+           "target": recipe.target, "accuracy": None, "accuracies": None, "seeds": list(seeds),
+           "examples_per_second": None, "peak_mib": None, "training_mib": None,
+           "end_to_end": None, "official_end_to_end": None, "end_to_end_ratio": None,
+           "official_variant": OFFICIAL.get(name, "full"), "seconds": None}
+    if full:  # the whole recipe, once per seed (the seed of its initial weights, dropout, order and augmentation)
         baseline = _rss_mib()
-        result = training.train(recipe, out=out, verbose=0, overwrite=True)
-        row.update(accuracy=result["metrics"]["accuracy"], examples_per_second=result["examples_per_second"],
+        accuracies, rates = [], []
+        for seed in seeds:
+            result = training.train(dataclasses.replace(recipe, seed=seed), out=f"{out}_seed{seed}", verbose=0,
+                                    overwrite=True)
+            accuracies.append(result["metrics"]["accuracy"])
+            rates.append(result["examples_per_second"])
+        row.update(accuracy=float(np.mean(accuracies)), accuracies=accuracies,
+                   examples_per_second=float(np.median(rates)),
                    peak_mib=_peak_mib(), training_mib=_peak_mib() - baseline)
-    else:  # a first, untimed run: the process's one-time costs (imports, first compilations) are not in either run
+    if not end_to_end_too:
+        return row
+    if not full:  # a first, untimed run: the process's one-time costs (imports, first compilations) are not in either run
         warmup = tempfile.mkdtemp(prefix="bench_zoo_warmup_")
         training.train(recipe, epochs=1, out=warmup, verbose=0)
         shutil.rmtree(warmup)
@@ -196,13 +209,20 @@ def run_official(variant, seed=0, epochs=60):
     }
 
 
-def run_official_row(variant, repeats=1):
-    """The official loop's 60-epoch row, and its own end-to-end speed."""
+def run_official_row(variant, repeats=1, seeds=(0,), end_to_end_too=True):
+    """The official loop's 60-epoch row (once per seed), and its own end-to-end speed."""
     import numpy as np
 
     from glu_zoo import data
 
-    row = run_official(variant)
+    runs = [run_official(variant, seed=seed) for seed in seeds]
+    row = {**runs[-1], "accuracies": [r["accuracy"] for r in runs], "seeds": list(seeds),
+           "accuracy": float(np.mean([r["accuracy"] for r in runs])),
+           "examples_per_second": float(np.median([r["examples_per_second"] for r in runs])),
+           "end_to_end": None, "official_end_to_end": None, "end_to_end_ratio": None, "official_variant": variant,
+           "seconds": None}
+    if not end_to_end_too:
+        return row
     images = (LONG - SHORT) * len(data.load_digits(validation_size=0.0).train[0])
     rates, seconds = [], []
     for _ in range(repeats):
@@ -211,18 +231,20 @@ def run_official_row(variant, repeats=1):
         rates.append(images / (t_long - t_short))
         seconds.append([round(t_short, 3), round(t_long, 3)])
     row.update(end_to_end=float(np.median(rates)), official_end_to_end=float(np.median(rates)), end_to_end_ratio=1.0,
-               official_variant=variant, seconds=seconds)
+               seconds=seconds)
     return row
 
 
-def table(rows, repeats):
+def table(rows, repeats, seeds):
     lines = [
         "Digits, 1,437 training images, 360 test images, 60 epochs; each row one process "
         "trained from scratch in the same benchmark run. Batches only: images/s of the training batches, "
         f"median over epochs 2–60. End to end: 10 epochs' images over the wall time of a whole {LONG}-epoch "
         f"run minus that of a {SHORT}-epoch run (data, model, compilation, fit, backups, test, preset), "
         "beside the official loop (variant in brackets) timed the same way in the same process, interleaved; "
-        f"median of {repeats} repeat(s). Peak: the process's peak RSS before the official loop runs in it; "
+        f"median of {repeats} repeat(s). Test accuracy: mean ± standard deviation over the seeds "
+        f"{', '.join(map(str, seeds))} (each a whole run from scratch; the least in brackets); batches-only "
+        "images/s: their median. Peak: the process's peak RSS before the official loop runs in it; "
         "training: peak minus the RSS before training.",
         "",
         "| model | backend | parameters | test accuracy | target | batches only images/s | end to end images/s "
@@ -233,12 +255,21 @@ def table(rows, repeats):
     def number(value, spec=",.0f"):
         return "" if value is None else format(value, spec)
 
+    def accuracy(r):
+        values = r.get("accuracies") or ([] if r["accuracy"] is None else [r["accuracy"]])
+        if len(values) < 2:
+            return number(r["accuracy"], ".4f")
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        return f"{mean:.4f} ± {std:.4f} ({min(values):.4f})"
+
     for r in rows:
+        official = "" if r["official_end_to_end"] is None else f"{r['official_end_to_end']:,.0f} ({r['official_variant']})"
+        ratio = "" if r["end_to_end_ratio"] is None else f"{r['end_to_end_ratio']:.2f}×"
         lines.append(
-            f"| {r['name']} | {r['backend']} | {r['parameters']:,} | {number(r['accuracy'], '.4f')} | "
+            f"| {r['name']} | {r['backend']} | {r['parameters']:,} | {accuracy(r)} | "
             f"{number(r['target'], '.3f')} | {number(r['examples_per_second'])} | {number(r['end_to_end'])} | "
-            f"{number(r['official_end_to_end'])} ({r['official_variant']}) | {r['end_to_end_ratio']:.2f}× | "
-            f"{number(r['peak_mib'])} | {number(r['training_mib'])} |"
+            f"{official} | {ratio} | {number(r['peak_mib'])} | {number(r['training_mib'])} |"
         )
     return "\n".join(lines)
 
@@ -252,15 +283,23 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="end-to-end repeats per row (median)")
     parser.add_argument("--end-to-end-only", action="store_true",
                         help="skip the 60-epoch runs (accuracy, batches-only speed, memory)")
+    parser.add_argument("--seeds", default="0", help="the recipe seeds of the full runs (comma-separated)")
+    parser.add_argument("--end-to-end-recipes", default=None,
+                        help="the recipes (and the official variants) timed end to end (default: all)")
     parser.add_argument("--write", metavar="PATH")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    timed = None if args.end_to_end_recipes is None else args.end_to_end_recipes.split(",")
     if args.worker:
         kind, name = args.worker
+        e2e = timed is None or name in timed or (kind == "official" and any(OFFICIAL.get(r, "full") == name
+                                                                               for r in timed))
         if kind == "official":
-            row = run_official_row(name, args.repeats)
+            row = run_official_row(name, args.repeats, seeds, end_to_end_too=e2e)
         else:
-            row = run_recipe(name, os.path.join(args.runs, name), args.repeats, full=not args.end_to_end_only)
+            row = run_recipe(name, os.path.join(args.runs, name), args.repeats, full=not args.end_to_end_only,
+                             seeds=seeds, end_to_end_too=e2e)
         print("RESULT " + json.dumps(row), flush=True)
         return
     jobs = [] if args.no_official else [("torch", "official", v) for v in ("full", "reduced")]
@@ -269,7 +308,10 @@ def main():
     for backend, kind, name in jobs:
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         runs = os.path.join(args.runs, backend)
-        cmd = [sys.executable, __file__, "--worker", kind, name, "--runs", runs, "--repeats", str(args.repeats)]
+        cmd = [sys.executable, __file__, "--worker", kind, name, "--runs", runs, "--repeats", str(args.repeats),
+               "--seeds", args.seeds]
+        if timed is not None:
+            cmd += ["--end-to-end-recipes", ",".join(timed)]
         if args.end_to_end_only:
             cmd.append("--end-to-end-only")
         run = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -277,11 +319,11 @@ def main():
             sys.exit(f"{backend} {name} failed:\n{run.stderr[-3000:]}")
         rows.append(json.loads(run.stdout.split("RESULT ", 1)[1]))
         r = rows[-1]
-        print(f"{backend} {name}: accuracy {r['accuracy']}, batches only {r['examples_per_second']} img/s, "
-              f"end to end {r['end_to_end']:,.0f} img/s = {r['end_to_end_ratio']:.2f}× the official loop "
-              f"({r['official_end_to_end']:,.0f}); seconds per repeat (official {SHORT}, ours {SHORT}, official "
-              f"{LONG}, ours {LONG}): {r['seconds']}", file=sys.stderr, flush=True)
-    text = table(rows, args.repeats)
+        print(f"{backend} {name}: accuracies {r['accuracies']} (seeds {r['seeds']}), batches only "
+              f"{r['examples_per_second']} img/s, end to end {r['end_to_end']} img/s = {r['end_to_end_ratio']}× the "
+              f"official loop ({r['official_end_to_end']}); seconds per repeat (official {SHORT}, ours {SHORT}, "
+              f"official {LONG}, ours {LONG}): {r['seconds']}", file=sys.stderr, flush=True)
+    text = table(rows, args.repeats, seeds)
     print(text)
     if args.write:
         write_block(args.write, 'bench_zoo', 'Zoo models on digits (`tools/bench_zoo.py`)', text)
