@@ -189,6 +189,11 @@ def vit(x, w, patch_size, num_layers, kind, pooling):
     return pooled @ w["head/kernel"] + w["head/bias"]
 
 
+def masked_mean(h, mask):
+    """Mean over axis 1 of the steps where mask is 1; zeros where it keeps none."""
+    return (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+
+
 def transformer_classifier(tokens, w, num_layers, kind):
     """The LRA Transformer baseline (Tay et al. 2020, arXiv 2011.04006): token
     embedding + positions, pre-norm blocks whose queries see the non-padding
@@ -198,7 +203,7 @@ def transformer_classifier(tokens, w, num_layers, kind):
     for i in range(num_layers):
         h = transformer_encoder_block(h, below(w, f"block_{i}/"), kind, mask=mask)
     h = layer_norm(h, w["final_norm/gamma"], w["final_norm/beta"], 1e-6)
-    pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    pooled = masked_mean(h, mask)
     return pooled @ w["head/kernel"] + w["head/bias"]
 
 
@@ -213,7 +218,7 @@ def lru_classifier(tokens, w, num_layers, norm_first=False):
         h, _ = lru_block(h, below(w, f"block_{i}/"), mask=mask, norm_first=norm_first)
     if norm_first:
         h = layer_norm(h, w["final_norm/gamma"], w["final_norm/beta"], 1e-5)
-    pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    pooled = masked_mean(h, mask)
     return pooled @ w["head/kernel"] + w["head/bias"]
 
 

@@ -4,6 +4,7 @@ from glu_zoo.layers.activator import ActivatorGatingUnit, torch_linear_init
 from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
+from glu_zoo.layers.pooling import MaskedMeanPooling
 from glu_zoo.layers.transformer import TransformerEncoderBlock
 from glu_zoo.layers.lru import LRU, LRUBlock
 from glu_zoo.layers.rglru import RGLRU, RecurrentBlock
@@ -22,6 +23,7 @@ __all__ = [
     "ClassToken",
     "PositionEmbedding",
     "TransformerEncoderBlock",
+    "MaskedMeanPooling",
     "ActivatorGatingUnit",
     "torch_linear_init",
     "LRU",

@@ -60,6 +60,8 @@ class RecurrentLayer(keras.layers.Layer):
             features = "features" if width is None else str(width)
             raise ValueError(f"{self._owner}: `inputs` must have shape (batch, time, {features}); "
                              f"got shape {shape}.")
+        if shape[1] == 0:
+            raise ValueError(f"{self._owner}: `inputs` must have at least one time step; got shape {shape}.")
         if hasattr(inputs, "dtype") and inputs.dtype is not None:
             check_floating(inputs.dtype, self._owner)
 

@@ -6,7 +6,7 @@ import math
 import keras
 from keras import ops
 
-from glu_zoo.layers import LRUBlock, SCAN_MODES
+from glu_zoo.layers import SCAN_MODES, LRUBlock, MaskedMeanPooling
 from glu_zoo.layers.checks import check_choice, check_dropout, check_positive_int
 from glu_zoo.models.base import SequenceClassifier, check_sequence_length
 
@@ -54,7 +54,7 @@ class LRUClassifier(SequenceClassifier):
         blocks = [LRUBlock(state_dim, r_min=r_min, r_max=r_max, max_phase=max_phase, dropout=dropout,
                            norm_first=norm_first, mode=mode, name=f"block_{i}") for i in range(num_layers)]
         final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm") if norm_first else None
-        pool = keras.layers.GlobalAveragePooling1D(name="mean_pool")
+        pool = MaskedMeanPooling(name="mean_pool")  # an all-padding sequence pools to zeros
         head = keras.layers.Dense(num_classes, name="head")
 
         # === Functional Model ===

@@ -7,6 +7,7 @@ from keras import ops
 
 from glu_zoo.layers.checks import check_dropout, check_positive_int
 from glu_zoo.layers.embedding import PositionEmbedding
+from glu_zoo.layers.pooling import MaskedMeanPooling
 from glu_zoo.layers.transformer import TransformerEncoderBlock, check_heads, check_mlp
 from glu_zoo.models.base import SequenceClassifier, check_sequence_length
 
@@ -51,7 +52,7 @@ class TransformerClassifier(SequenceClassifier):
         blocks = [TransformerEncoderBlock(hidden_dim, num_heads, mlp_dim, mlp=mlp, dropout=dropout,
                                           name=f"block_{i}") for i in range(num_layers)]
         final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
-        pool = keras.layers.GlobalAveragePooling1D(name="mean_pool")
+        pool = MaskedMeanPooling(name="mean_pool")  # an all-padding sequence pools to zeros
         head = keras.layers.Dense(num_classes, name="head")
 
         # === Functional Model ===

@@ -247,3 +247,11 @@ def test_wrong_rank_width_dtype_and_state(case, rng):
         layer(x, initial_state=np.zeros((B, n + 1), "float32"))
     with pytest.raises(ValueError, match=rf"`initial_state` must have shape \(2, {n}\); got shape \(3, {n}\)"):
         layer(x, initial_state=np.zeros((B + 1, n), "float32"))
+
+
+@pytest.mark.parametrize("case", ALL)
+def test_no_time_steps_is_a_clear_error(case, rng):
+    layer = case.make()
+    layer(sequences(rng))
+    with pytest.raises(ValueError, match=r"`inputs` must have at least one time step; got shape \(2, 0, 4\)"):
+        layer(np.zeros((B, 0, D), "float32"))

@@ -75,6 +75,19 @@ def test_lru_classifier_of_any_length_ignores_extra_padding():
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
+def test_an_all_padding_sequence_pools_to_zeros_not_nan(kind):
+    cls, kwargs = MODELS[kind]
+    model = cls(**kwargs)
+    randomise(model, np.random.default_rng(6))
+    x = tokens(12, lengths=(20, 0, 5, 0))
+    bias = to_numpy(model.get_layer("head").bias)
+    for logits in (to_numpy(model(x)), model.predict(x, verbose=0)):
+        assert np.isfinite(logits).all()
+        np.testing.assert_allclose(logits[[1, 3]], np.stack([bias, bias]), rtol=1e-6, atol=1e-6)
+        assert not np.allclose(logits[0], bias)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
 def test_fit_step(kind):
     cls, config = MODELS[kind]
     check_fit_step(cls(**config), X, Y)
