@@ -368,7 +368,14 @@ def _prepare_out(out, run, overwrite):
             f"train: {out} holds a finished run ({result}); pass overwrite=True (glu-zoo train --overwrite) "
             f"to train over it, or another `out`."
         )
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"train: `out` {out} is a file; pass a folder (new or holding a run).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"train: cannot make the run folder `out` {out}: {error.strerror or error}.") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"train: the run folder `out` {out} is not writable.")
     if metadata is None:
         delete_backup(backup)  # what a save or a deletion that did not finish left, if anything
         for stale in ("log.csv", "best.weights.h5", "curves.png", "result.json"):

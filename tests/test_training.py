@@ -331,6 +331,11 @@ def test_bad_arguments(tmp_path):
         training.train(tiny_recipe(), out=tmp_path, overwrite="yes")
     with pytest.raises(ValueError, match=r"unknown recipe 'nope'"):
         training.train("nope", out=tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"`out` .*file is a file; pass a folder"):
+        training.train(tiny_recipe(), out=tmp_path / "file")
+    with pytest.raises(ValueError, match=r"cannot make the run folder `out` .*file/run: "):
+        training.train(tiny_recipe(), out=tmp_path / "file" / "run")
     if BACKEND != "jax":
         with pytest.raises(ValueError, match=r"distribute='data' needs the jax backend"):
             training.train(tiny_recipe(), out=tmp_path, distribute="data")

@@ -88,6 +88,7 @@ class ZooModel(keras.Model):
             return
         expected = tuple(self.inputs[0].shape)
         got = tuple(shape)
+        check_batch(got, self._owner(name))
         if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], got[1:])):
             raise ValueError(f"{self._owner(name)}: expected inputs of shape {expected}; got shape {got}.")
 
@@ -135,6 +136,7 @@ class ImageClassifier(ZooModel):
         # Exactly (batch, H, W, C): no squeezed channel axis either, since a
         # TF predict function traced for two ranks fails on both (Keras 3.15).
         check_images_shape(tuple(shape), self.image_shape, self._owner(name))
+        check_batch(tuple(shape), self._owner(name))
 
 
 class SequenceClassifier(ZooModel):
@@ -153,12 +155,20 @@ class SequenceClassifier(ZooModel):
         if self.sequence_length is not None and shape[1] != self.sequence_length:
             raise ValueError(f"{owner}: token ids must have shape (batch, {self.sequence_length}); "
                              f"got shape {tuple(shape)}.")
+        check_batch(tuple(shape), owner)
         values = ops.convert_to_numpy(x)
         if not str(values.dtype).startswith(("int", "uint")):
             raise ValueError(f"{owner}: token ids must be integers; got dtype {values.dtype}.")
         if values.size and (values.min() < 0 or values.max() >= self.vocabulary_size):
             raise ValueError(f"{owner}: token ids must be in [0, {self.vocabulary_size}); got values in "
                              f"[{values.min()}, {values.max()}].")
+
+
+def check_batch(shape, owner):
+    """A ValueError for an empty batch (Keras's predict would fail inside
+    its loop with an UnboundLocalError)."""
+    if shape and shape[0] == 0:
+        raise ValueError(f"{owner}: the inputs hold no example (shape {shape}); pass at least one.")
 
 
 def check_sequence_length(sequence_length, owner, required=False):

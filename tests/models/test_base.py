@@ -56,6 +56,8 @@ def test_check_inputs_names_the_model_and_both_shapes():
         with pytest.raises(ValueError, match=rf"TinyModel 'tiny', test inputs: expected inputs of shape "
                                              rf"\(None, 4\); got shape \({5}, {bad.shape[1]}"):
             model.check_inputs(bad, "test inputs")
+    with pytest.raises(ValueError, match=r"TinyModel 'tiny': the inputs hold no example \(shape \(0, 4\)\)"):
+        model.predict(X[:0], verbose=0)
 
 
 def test_fit_evaluate_and_predict_check_before_they_start():

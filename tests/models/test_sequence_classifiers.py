@@ -128,6 +128,7 @@ def test_bad_token_arrays(kind):
         (-X, r"token ids must be in \[0, 9\); got values in \[-8"),
         (X[..., None], r"token ids must have shape \(batch, sequence\); got shape \(4, 20, 1\)"),
         (X[:, :10], r"token ids must have shape \(batch, 20\); got shape \(4, 10\)"),
+        (X[:0], r"the inputs hold no example \(shape \(0, 20\)\); pass at least one"),
     ]
     for bad, message in cases:
         for run in (lambda: model.predict(bad, verbose=0), lambda: model.fit(bad, Y, verbose=0),

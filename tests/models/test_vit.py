@@ -126,6 +126,8 @@ def test_bad_images_are_refused_before_fit_and_evaluate_and_the_weights_survive(
     np.testing.assert_array_equal(to_numpy(model(X)), before)
     with pytest.raises(ValueError, match=r"ViT 'vit', test inputs: expected images"):
         model.check_inputs(bad, "test inputs")
+    with pytest.raises(ValueError, match=r"ViT 'vit': the inputs hold no example \(shape \(0, 8, 8, 1\)\)"):
+        model.predict(X[:0], verbose=0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
