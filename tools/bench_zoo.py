@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -256,12 +257,10 @@ def table(rows, repeats, seeds):
         return "" if value is None else format(value, spec)
 
     def accuracy(r):
-        values = r.get("accuracies") or ([] if r["accuracy"] is None else [r["accuracy"]])
+        values = r.get("accuracies") or []
         if len(values) < 2:
             return number(r["accuracy"], ".4f")
-        mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-        return f"{mean:.4f} ± {std:.4f} ({min(values):.4f})"
+        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} ({min(values):.4f})"
 
     for r in rows:
         official = "" if r["official_end_to_end"] is None else f"{r['official_end_to_end']:,.0f} ({r['official_variant']})"
