@@ -158,3 +158,12 @@ def test_token_model_preset_records_integer_inputs(tmp_path):
     any_length = models.LRUClassifier(vocabulary_size=7, hidden_dim=8, state_dim=4, num_layers=1)
     m = presets.get_metadata(any_length.save_to_preset(tmp_path / "q"))
     assert m["expected_output"]["input_shape"] == [presets.FIXED_INPUT_LENGTH]
+
+
+def test_json_is_written_without_nan_or_infinity():
+    text = presets.dump_json({"loss": float("nan"), "up": np.float32("inf"), "down": -np.inf, "n": np.int64(3),
+                              "ok": [np.bool_(True), 0.5]})
+    assert json.loads(text) == {"loss": "NaN", "up": "Infinity", "down": "-Infinity", "n": 3, "ok": [True, 0.5]}
+    back = json.loads(text)
+    assert np.isnan(float(back["loss"])) and float(back["up"]) == np.inf and float(back["down"]) == -np.inf
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))

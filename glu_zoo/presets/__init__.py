@@ -11,6 +11,7 @@ preset names (importing `glu_zoo.models` registers them).
 from glu_zoo.presets.io import (
     FIXED_INPUT_LENGTH,
     SHIPPED,
+    dump_json,
     PresetError,
     expected_output_error,
     fixed_input,
@@ -20,5 +21,5 @@ from glu_zoo.presets.io import (
     save,
 )
 
-__all__ = ["FIXED_INPUT_LENGTH", "SHIPPED", "PresetError", "expected_output_error", "fixed_input", "get_metadata",
-           "list_presets", "load", "save"]
+__all__ = ["FIXED_INPUT_LENGTH", "SHIPPED", "PresetError", "dump_json", "expected_output_error", "fixed_input",
+           "get_metadata", "list_presets", "load", "save"]

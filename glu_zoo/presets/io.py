@@ -29,6 +29,33 @@ class PresetError(ValueError):
     """A preset that cannot be loaded: unknown, incomplete, altered or mismatched."""
 
 
+def _finite(value):
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def dump_json(value, **kwargs):
+    """`json.dumps` that writes valid JSON only: a NaN or infinite float becomes
+    the string "NaN", "Infinity" or "-Infinity" (which `float()` reads back),
+    NumPy scalars become Python numbers; anything else JSON cannot hold is a
+    TypeError."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
+
+
 def list_presets():
     """Names of the shipped presets, sorted."""
     return sorted(p.name for p in SHIPPED.iterdir() if (p / METADATA).is_file())
@@ -123,7 +150,7 @@ def save(model, path, metadata=None):
         trained, model = model, type(model).from_config(model.get_config())
         model.set_weights(trained.get_weights())
     config = keras.saving.serialize_keras_object(model)
-    (path / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (path / CONFIG).write_text(dump_json(config, indent=2, sort_keys=True) + "\n")
     model.save_weights(path / WEIGHTS)
     shape, dtype, high = _input_spec(model)
     x = fixed_input(shape, dtype, high)
@@ -145,7 +172,7 @@ def save(model, path, metadata=None):
             "values": values.tolist(),
         },
     }
-    (path / METADATA).write_text(json.dumps(full, indent=2) + "\n")
+    (path / METADATA).write_text(dump_json(full, indent=2) + "\n")
     return path
 
 
