@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 import subprocess
@@ -79,15 +80,32 @@ def test_a_base_class_loads_the_subclass_that_the_preset_names():
     assert presets.expected_output_error(model, presets.get_metadata("vit_digits")) <= 1e-4
 
 
+def _tamper(path, config=None, metadata=None, weights=None):
+    """Edit a preset folder as a hostile user would: change its config
+    (`config(dict)` edits it in place), metadata or weights (bytes), then
+    record the files' new sha256 in the metadata."""
+    if config is not None:
+        edited = json.loads((path / "config.json").read_text())
+        config(edited)
+        (path / "config.json").write_text(json.dumps(edited))
+    if weights is not None:
+        (path / "model.weights.h5").write_bytes(weights)
+    m = json.loads((path / "metadata.json").read_text())
+    if metadata is not None:
+        metadata(m)
+    if isinstance(m, dict):
+        m["config_sha256"] = hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
+        m["weights_sha256"] = hashlib.sha256((path / "model.weights.h5").read_bytes()).hexdigest()
+    (path / "metadata.json").write_text(json.dumps(m))
+
+
 def _rename_class(path, class_name, registered_name=None):
     """A preset whose config and metadata both name another class."""
-    config = json.loads((path / "config.json").read_text())
-    config["class_name"] = class_name
-    config["registered_name"] = registered_name or f"glu_zoo>{class_name}"
-    (path / "config.json").write_text(json.dumps(config))
-    metadata = json.loads((path / "metadata.json").read_text())
-    metadata["class_name"] = class_name
-    (path / "metadata.json").write_text(json.dumps(metadata))
+    def rename(config):
+        config["class_name"] = class_name
+        config["registered_name"] = registered_name or f"glu_zoo>{class_name}"
+
+    _tamper(path, config=rename, metadata=lambda m: m.update(class_name=class_name))
 
 
 def test_an_unregistered_class_is_named(tmp_path):
@@ -126,11 +144,133 @@ def test_the_preset_io_imports_no_model():
 
 def test_config_that_does_not_match_the_metadata_is_refused(tmp_path):
     path = _copy("vit_digits", tmp_path)
-    config = json.loads((path / "config.json").read_text())
-    config["class_name"] = "ActivatorViT"
-    (path / "config.json").write_text(json.dumps(config))
+    _tamper(path, config=lambda c: c.update(class_name="ActivatorViT"))
     with pytest.raises(PresetError, match=r"config\.json: class 'ActivatorViT' does not match 'ViT'"):
         presets.load(path)
+
+
+def test_an_altered_config_is_refused_by_its_sha256(tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["config"]["num_layers"] = 3
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PresetError, match=r"config\.json: sha256 [0-9a-f]{64} does not match [0-9a-f]{64} recorded"):
+        presets.load(path)
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """The configs with which ViT was constructed during the test."""
+    made = []
+    init = models.ViT.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(kwargs)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(models.ViT, "__init__", counted)
+    return made
+
+
+LAMBDA = {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+          "config": {"name": "x", "function": {"module": "builtins", "class_name": "function", "config": "print",
+                                               "registered_name": "function"}}}
+UNSAFE = {"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization",
+          "registered_name": "function"}
+
+
+@pytest.mark.parametrize("key, payload", [("mlp", LAMBDA), ("dtype", UNSAFE), ("dtype", LAMBDA),
+                                          ("image_shape", [8, 8, {"class_name": "Lambda"}]), ("pooling", {})])
+def test_a_config_that_names_an_object_is_refused_before_anything_is_built(key, payload, tmp_path, builds):
+    path = _copy("vit_digits", tmp_path)
+    _tamper(path, config=lambda c: c["config"].update({key: payload}))
+    with pytest.raises(PresetError, match=rf"config\.json: config(\['dtype'\] must be a dtype policy|\['{key}'\] "
+                                          rf"holds .*plain values only)"):
+        presets.load(path)
+    assert builds == []
+
+
+def test_a_preset_that_names_a_keras_layer_or_a_lambda_model_is_refused(tmp_path, builds):
+    path = _copy("vit_digits", tmp_path)
+    for class_name, registered in [("Lambda", "Lambda"), ("Functional", "Functional"), ("Sequential", None)]:
+        _rename_class(path, class_name, registered)
+        with pytest.raises(PresetError, match=rf"holds a '{class_name}', which is not a registered glu_zoo model"):
+            presets.load(path)
+    assert builds == []
+
+
+def test_a_config_whose_weights_would_not_have_the_stored_shapes_is_refused_before_allocating(tmp_path, builds):
+    """2³¹ hidden units would be 2 TiB of weights in the MLP: only their
+    shapes are made, in a stateless scope, and nothing is kept."""
+    path = _copy("vit_digits", tmp_path)
+    _tamper(path, config=lambda c: c["config"].update(mlp_dim=2**31))
+    with pytest.raises(PresetError, match=r"builds a model whose 72 weights do not match the 72 in .*"
+                                          r"model\.weights\.h5: the model's weights of shapes \[\(64, 2147483648\)"):
+        presets.load(path)
+    assert len(builds) == 1  # the shape probe only
+    _tamper(path, config=lambda c: c["config"].update(mlp_dim=128, num_layers=3))
+    with pytest.raises(PresetError, match=r"whose 56 weights do not match the 72 in"):
+        presets.load(path)
+    with keras.StatelessScope():
+        pass  # on exit, Keras initializes the variables left uninitialized: the probes must have left none
+    model = models.ViT(image_shape=(8, 8, 1), patch_size=2, num_layers=1, hidden_dim=8, num_heads=2, mlp_dim=8)
+    assert keras.ops.convert_to_numpy(model(presets.fixed_input((8, 8, 1)))).shape == (2, 10)
+
+
+def test_other_weights_of_the_same_shapes_are_refused_by_the_recorded_outputs(tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    other = models.build("vit_digits")  # freshly initialized: right shapes, wrong values
+    other.save_weights(tmp_path / "other.weights.h5")
+    _tamper(path, weights=(tmp_path / "other.weights.h5").read_bytes())
+    with pytest.raises(PresetError, match=r"outputs on the fixed input differ from those recorded in .*"
+                                          r"metadata\.json by up to [0-9.e+-]+ \(allowed"):
+        presets.load(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.clear() or m.update(x=1), r"'class_name' is missing, not a string"),
+    (lambda m: m.pop("config_sha256"), None),
+    (lambda m: m["expected_output"].pop("values"), r"'expected_output' with its 'values'"),
+    (lambda m: m["expected_output"].update(values=[[1.0, float("nan")]] * 2), r"must be finite numbers"),
+    (lambda m: m["expected_output"].update(input_shape=[8, -8, 1]), r"must be a list of positive sizes"),
+    (lambda m: m["expected_output"].update(input_dtype="int32"), r"input_dtype 'int32' / input_high None"),
+])
+def test_bad_metadata_is_a_preset_error_naming_the_file(edit, message, tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    _tamper(path, metadata=edit)
+    if message is None:  # the sha256 is recomputed by _tamper: remove it after
+        m = json.loads((path / "metadata.json").read_text())
+        m.pop("config_sha256")
+        (path / "metadata.json").write_text(json.dumps(m))
+        message = r"'config_sha256' is missing, not a string"
+    with pytest.raises(PresetError, match=r"metadata\.json: .*" + message):
+        presets.load(path)
+    with pytest.raises(PresetError, match=r"metadata\.json: "):
+        presets.get_metadata(path)
+    (path / "metadata.json").write_text("[]")
+    with pytest.raises(PresetError, match=r"metadata\.json: expected a JSON object; got list"):
+        presets.load(path)
+
+
+def test_a_truncated_weights_file_with_its_sha256_recomputed_is_a_preset_error(tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    blob = (path / "model.weights.h5").read_bytes()
+    _tamper(path, weights=blob[: len(blob) // 2])
+    with pytest.raises(PresetError, match=r"model\.weights\.h5: not a readable HDF5 weights file"):
+        presets.load(path)
+
+
+def test_a_bare_name_is_the_shipped_preset_and_a_local_folder_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lru_listops").mkdir()  # empty: it must not shadow the shipped preset
+    with pytest.warns(UserWarning, match=r"'lru_listops' is the shipped preset .*the folder lru_listops in the "
+                                         r"working directory was not loaded \(pass './lru_listops'"):
+        assert presets.resolve("lru_listops") == (presets.SHIPPED / "lru_listops", "shipped")
+    with pytest.raises(PresetError, match=r"missing file config\.json"):
+        presets.load("./lru_listops")
+    _copy("vit_digits", tmp_path / "mine")
+    assert presets.resolve(tmp_path / "mine" / "vit_digits") == (tmp_path / "mine" / "vit_digits", "folder")
+    assert presets.resolve("mine/vit_digits")[1] == "folder"
 
 
 def test_save_and_load_round_trip(tmp_path):

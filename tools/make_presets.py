@@ -2,6 +2,7 @@
 
     python tools/make_presets.py                       # the shipped presets, on JAX
     python tools/make_presets.py vit_digits --backend tensorflow
+    python tools/make_presets.py --record-config-sha256   # presets saved before it was recorded
 
 Each recipe runs `glu-zoo train` in a fresh process (so the backend is set
 before Keras is imported) into runs/presets/<recipe>. A preset is copied only
@@ -9,6 +10,7 @@ if it reached its recipe's target and is under 2 MB; nothing is hand-edited.
 """
 
 import argparse
+import hashlib
 import json
 import pathlib
 import shutil
@@ -26,7 +28,14 @@ def main():
     parser.add_argument("recipes", nargs="*", default=SHIPPED_RECIPES)
     parser.add_argument("--backend", default="jax", choices=("jax", "tensorflow", "torch"))
     parser.add_argument("--runs", default=str(ROOT / "runs" / "presets"))
+    parser.add_argument("--record-config-sha256", action="store_true",
+                        help="add the sha256 of config.json to the named shipped presets' metadata (glu_zoo "
+                             "records it since issue 9); nothing else changes, nothing is trained")
     args = parser.parse_args()
+    if args.record_config_sha256:
+        for name in args.recipes:
+            record_config_sha256(SHIPPED / name)
+        return
     failed = []
     for name in args.recipes:
         out = pathlib.Path(args.runs) / name
@@ -47,6 +56,15 @@ def main():
         print(f"shipped {name}: {result['metrics']}, {size / 1024:.0f} KiB", flush=True)
     if failed:
         sys.exit("not shipped:\n  " + "\n  ".join(failed))
+
+
+def record_config_sha256(folder):
+    """Add `config_sha256` to a preset's metadata.json, keys and values otherwise as they are."""
+    metadata_path = folder / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["config_sha256"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+    metadata_path.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+    print(f"{folder.name}: config_sha256 {metadata['config_sha256']}")
 
 
 if __name__ == "__main__":

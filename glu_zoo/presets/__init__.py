@@ -10,6 +10,7 @@ preset names (importing `glu_zoo.models` registers them).
 
 from glu_zoo.presets.io import (
     FIXED_INPUT_LENGTH,
+    OUTPUT_TOLERANCE,
     SHIPPED,
     dump_json,
     PresetError,
@@ -18,8 +19,9 @@ from glu_zoo.presets.io import (
     get_metadata,
     list_presets,
     load,
+    resolve,
     save,
 )
 
-__all__ = ["FIXED_INPUT_LENGTH", "SHIPPED", "PresetError", "dump_json", "expected_output_error", "fixed_input",
-           "get_metadata", "list_presets", "load", "save"]
+__all__ = ["FIXED_INPUT_LENGTH", "OUTPUT_TOLERANCE", "SHIPPED", "PresetError", "dump_json", "expected_output_error",
+           "fixed_input", "get_metadata", "list_presets", "load", "resolve", "save"]
