@@ -233,6 +233,7 @@ def test_other_weights_of_the_same_shapes_are_refused_by_the_recorded_outputs(tm
     (lambda m: m["expected_output"].pop("values"), r"'expected_output' with its 'values'"),
     (lambda m: m["expected_output"].update(values=[[1.0, float("nan")]] * 2), r"must be finite numbers"),
     (lambda m: m["expected_output"].update(input_shape=[8, -8, 1]), r"must be a list of positive sizes"),
+    (lambda m: m["expected_output"].update(input_shape=[2**14, 2**14, 1]), r"at most 67108864 values in all"),
     (lambda m: m["expected_output"].update(input_dtype="int32"), r"input_dtype 'int32' / input_high None"),
 ])
 def test_bad_metadata_is_a_preset_error_naming_the_file(edit, message, tmp_path):

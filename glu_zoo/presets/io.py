@@ -18,6 +18,7 @@ that the config names among the Keras-registered models of package "glu_zoo"
 import datetime
 import hashlib
 import json
+import math
 import pathlib
 import warnings
 
@@ -28,6 +29,7 @@ SHIPPED = pathlib.Path(__file__).parent
 FIXED_INPUT_SEED = 1234
 FIXED_INPUT_BATCH = 2
 FIXED_INPUT_LENGTH = 16  # for an axis of unknown size (a model of any sequence length)
+MAX_FIXED_INPUT_SIZE = 1 << 26  # values per example: 64 frames of 512×512×3 fit
 
 
 class PresetError(ValueError):
@@ -121,9 +123,10 @@ def _check_metadata(metadata, path):
     if not isinstance(expected, dict) or not isinstance(expected.get("values"), list):
         raise wrong("'expected_output' with its 'values' (the outputs on the fixed input) is missing")
     shape, dtype, high = expected.get("input_shape"), expected.get("input_dtype", "float32"), expected.get("input_high")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 16
-                                            for d in shape)):
-        raise wrong(f"'expected_output' 'input_shape' must be a list of positive sizes; got {shape!r}")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+            and math.prod(shape) <= MAX_FIXED_INPUT_SIZE):
+        raise wrong(f"'expected_output' 'input_shape' must be a list of positive sizes, at most "
+                    f"{MAX_FIXED_INPUT_SIZE} values in all; got {shape!r}")
     if dtype not in ("float32", "int32", "int64") or (dtype != "float32") != isinstance(high, int):
         raise wrong(f"'expected_output' input_dtype {dtype!r} / input_high {high!r} are not a float32 input "
                     f"or integer ids with their bound")
