@@ -7,6 +7,7 @@ import pytest
 
 from glu_zoo import cli
 from tests.conftest import BACKEND
+from tests.test_presets import _copy, _tamper
 
 
 def test_list_shows_recipes_and_presets_with_metrics(capsys):
@@ -28,6 +29,16 @@ def test_unknown_recipe_is_an_error_listing_the_known_ones(capsys, tmp_path):
     assert cli.main(["train", "vit_mnist", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown recipe 'vit_mnist'; known: activator_vit_digits" in err
+
+
+def test_a_tampered_preset_is_an_error_and_nothing_is_printed_on_stdout(capsys, tmp_path):
+    path = _copy("vit_digits", tmp_path)
+    _tamper(path, config=lambda c: c["config"].update(num_layers=3))  # the probe's case: outputs 6.6 off
+    assert cli.main(["evaluate", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("glu-zoo: error: ") and "whose 56 weights do not match the 72" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def test_unknown_preset_is_an_error(capsys):
