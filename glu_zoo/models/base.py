@@ -1,10 +1,12 @@
 """What every zoo model shares: construction from its config, the dtype policy,
 one check of the inputs, and presets; the image and token-sequence bases."""
 
+import contextlib
 import functools
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
 from glu_zoo.layers.checks import check_positive_int
@@ -55,7 +57,18 @@ class ZooModel(keras.Model):
     the weights out of the variables, leaves the model without its weights
     (Keras 3.15). Layers still check their own call inputs, through the same
     functions (`check_images_shape`, `checks.check_floating`).
+
+    `model(x)` runs it too when `x` is concrete (a NumPy array, a Python
+    list, an eager JAX, TensorFlow or torch tensor), so that a token id out
+    of range is refused there as well. It is skipped for symbolic inputs
+    (KerasTensor, JAX tracers, TensorFlow graph tensors, torch meta tensors
+    or tensors under `torch.compile`) and for every call made inside this
+    model's own `fit`, `evaluate` and `predict`, whose inputs were checked
+    once before they started: no per-batch cost (torch runs `fit` eagerly,
+    where a min/max per batch would wait on the device at every step).
     """
+
+    _inside_own_loop = False  # True while this model's fit/evaluate/predict runs
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -92,17 +105,43 @@ class ZooModel(keras.Model):
         if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], got[1:])):
             raise ValueError(f"{self._owner(name)}: expected inputs of shape {expected}; got shape {got}.")
 
+    def __call__(self, *args, **kwargs):
+        if not self._inside_own_loop:
+            x = _concrete_inputs(args[0] if args else kwargs.get("inputs"))
+            if x is not None:
+                self.check_inputs(x)
+        return super().__call__(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _own_loop(self):
+        """Marks the calls made inside fit/evaluate/predict (inputs checked up
+        front); restores the previous state, so a nested evaluate (fit's
+        validation) leaves it as it was."""
+        previous = self._inside_own_loop
+        self._inside_own_loop = True
+        try:
+            yield
+        finally:
+            self._inside_own_loop = previous
+
     def fit(self, x=None, *args, **kwargs):
         self.check_inputs(x)
-        return super().fit(x, *args, **kwargs)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:
+            self.check_inputs(validation[0], "validation inputs")
+        with self._own_loop():  # fit's validation `evaluate` then checks nothing
+            return super().fit(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
-        self.check_inputs(x)
-        return super().evaluate(x, *args, **kwargs)
+        if not self._inside_own_loop:
+            self.check_inputs(x)
+        with self._own_loop():
+            return super().evaluate(x, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         self.check_inputs(x)
-        return super().predict(x, *args, **kwargs)
+        with self._own_loop():
+            return super().predict(x, *args, **kwargs)
 
     @classmethod
     def from_preset(cls, name_or_path):
@@ -141,9 +180,12 @@ class ImageClassifier(ZooModel):
 
 class SequenceClassifier(ZooModel):
     """What the token-sequence classifiers share: token ids (batch, T), int,
-    0 = padding. `check_inputs` also checks the ids' range: an id past the
-    vocabulary would be clamped silently by JAX's gather. Subclasses set
-    `vocabulary_size` and `sequence_length` (None: any T)."""
+    0 = padding. `check_inputs` also checks the ids' range, in fit/evaluate/
+    predict and in `model(x)` on concrete inputs: an id past the vocabulary
+    gives NaN on JAX and an error elsewhere, and -1 silently reads the last
+    embedding row on every backend. On a backend tensor only its min and max
+    leave the device. Subclasses set `vocabulary_size` and `sequence_length`
+    (None: any T)."""
 
     def check_inputs(self, x, name=None):
         shape = getattr(x, "shape", None)
@@ -156,12 +198,60 @@ class SequenceClassifier(ZooModel):
             raise ValueError(f"{owner}: token ids must have shape (batch, {self.sequence_length}); "
                              f"got shape {tuple(shape)}.")
         check_batch(tuple(shape), owner)
-        values = ops.convert_to_numpy(x)
-        if not str(values.dtype).startswith(("int", "uint")):
-            raise ValueError(f"{owner}: token ids must be integers; got dtype {values.dtype}.")
-        if values.size and (values.min() < 0 or values.max() >= self.vocabulary_size):
+        if ops.is_tensor(x):  # a backend tensor: two numbers leave the device, not the array
+            dtype = keras.backend.standardize_dtype(x.dtype)
+        else:
+            x = np.asarray(x)
+            dtype = str(x.dtype)
+        if not dtype.startswith(("int", "uint")):
+            raise ValueError(f"{owner}: token ids must be integers; got dtype {dtype}.")
+        if not np.prod(shape):
+            return
+        if ops.is_tensor(x):
+            low, high = ops.convert_to_numpy(ops.stack([ops.min(x), ops.max(x)]))
+        else:
+            low, high = x.min(), x.max()
+        if low < 0 or high >= self.vocabulary_size:
             raise ValueError(f"{owner}: token ids must be in [0, {self.vocabulary_size}); got values in "
-                             f"[{values.min()}, {values.max()}].")
+                             f"[{low}, {high}].")
+
+
+def _concrete_inputs(x):
+    """`x` as an array or eager tensor that `check_inputs` can read now, or
+    None when its values are not known yet (symbolic, traced, compiled) or it
+    is not one array. A list holding one array is that array (Keras accepts
+    it for a one-input model); a nested list of numbers is its NumPy array."""
+    if isinstance(x, dict) and len(x) == 1:
+        (x,) = x.values()
+    if isinstance(x, (list, tuple)):
+        if len(x) == 1 and hasattr(x[0], "shape"):
+            x = x[0]
+        elif any(hasattr(item, "shape") for item in x):
+            return None  # several arrays: Keras says what is wrong
+        else:
+            try:
+                x = np.asarray(x)
+            except Exception:  # ragged, or not numbers: Keras says what is wrong
+                return None
+            return None if x.dtype == object else x
+    if isinstance(x, np.ndarray):
+        return x
+    module = type(x).__module__
+    if module.startswith(("jax", "jaxlib")):
+        import jax
+
+        return None if isinstance(x, jax.core.Tracer) or not isinstance(x, jax.Array) else x
+    if module.startswith("tensorflow"):
+        import tensorflow as tf
+
+        return x if isinstance(x, tf.Tensor) and not tf.is_symbolic_tensor(x) else None
+    if module.startswith("torch"):
+        import torch
+
+        if not isinstance(x, torch.Tensor) or x.is_meta or torch.compiler.is_compiling():
+            return None
+        return x
+    return None  # a KerasTensor, or anything else: left to Keras and the layers
 
 
 def check_batch(shape, owner):

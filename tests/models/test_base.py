@@ -70,3 +70,25 @@ def test_fit_evaluate_and_predict_check_before_they_start():
         with pytest.raises(ValueError, match=r"expected inputs of shape \(None, 4\); got shape \(5, 3\)"):
             run()
     np.testing.assert_array_equal(to_numpy(model(X)), before)
+
+
+def test_model_call_checks_concrete_inputs_not_symbolic_ones():
+    model = TinyModel(name="tiny")
+    bad = np.zeros((5, 3), "float32")
+    for inputs in (bad, keras.ops.convert_to_tensor(bad), [bad], {"x": bad}, bad.tolist()):
+        with pytest.raises(ValueError, match=r"TinyModel 'tiny': expected inputs of shape \(None, 4\); "
+                                             r"got shape \(5, 3\)"):
+            model(inputs)
+    assert tuple(model(keras.Input((4,))).shape) == (None, 3)
+    np.testing.assert_allclose(to_numpy(model(keras.ops.convert_to_tensor(X))), to_numpy(model(X)), rtol=1e-6)
+
+
+def test_model_call_is_checked_again_after_a_fit_that_failed():
+    """fit marks its own calls as checked, and unmarks them however it ends."""
+    model = TinyModel(name="tiny")
+    model.compile(loss="mse")
+    with pytest.raises(ValueError):
+        model.fit(X, np.zeros((4, 3), "float32"), verbose=0)  # 5 inputs, 4 targets: Keras refuses
+    assert not model._inside_own_loop
+    with pytest.raises(ValueError, match=r"TinyModel 'tiny': expected inputs of shape \(None, 4\)"):
+        model(np.zeros((5, 3), "float32"))

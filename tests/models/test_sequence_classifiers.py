@@ -6,8 +6,9 @@ import pytest
 
 import glu_zoo.models
 from glu_zoo.models import LRUClassifier, TransformerClassifier
+from glu_zoo.models.base import SequenceClassifier
 from tests import reference as ref
-from tests.conftest import to_numpy
+from tests.conftest import BACKEND, to_numpy
 from tests.models import (
     check_config_round_trip,
     check_dtype_policy_round_trip,
@@ -136,6 +137,99 @@ def test_bad_token_arrays(kind):
             with pytest.raises(ValueError, match=message):
                 run()
     assert model.predict(X, verbose=0).shape == (4, 3)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_model_call_refuses_token_ids_out_of_range(kind):
+    """model(x) on concrete inputs: an id = V gave NaN on JAX, -1 read the
+    last embedding row on every backend; now the ValueError of predict."""
+    cls, config = MODELS[kind]
+    model = cls(**config)
+    before = to_numpy(model(X))
+    np.testing.assert_allclose(to_numpy(model(keras.ops.convert_to_tensor(X))), before, rtol=1e-6, atol=1e-6)
+    for value in (V, -1):
+        bad = X.copy()
+        bad[2, 3] = value
+        low, high = min(value, 0), max(value, V - 1)
+        for inputs in (bad, keras.ops.convert_to_tensor(bad), [keras.ops.convert_to_tensor(bad)], bad.tolist(),
+                       {"tokens": bad}):
+            with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+': token ids must be in \[0, {V}\); "
+                                                 rf"got values in \[{low}, {high}\]"):
+                model(inputs)
+    for bad, message in [(X.astype("float32"), "token ids must be integers; got dtype float32"),
+                         (X[:0], r"the inputs hold no example \(shape \(0, 20\)\)")]:
+        for inputs in (bad, keras.ops.convert_to_tensor(bad)):
+            with pytest.raises(ValueError, match=message):
+                model(inputs)
+    np.testing.assert_array_equal(to_numpy(model(X)), before)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_traced_and_symbolic_calls_are_not_checked(kind):
+    """No values to check while tracing: the traced call gives model(x)."""
+    cls, config = MODELS[kind]
+    model = cls(**config)
+    assert tuple(model(keras.Input((L,), dtype="int32")).shape) == (None, 3)
+    expected = to_numpy(model(X))
+    if BACKEND == "jax":
+        import jax
+
+        traced = jax.jit(lambda x: model(x))(X)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        traced = tf.function(lambda x: model(x))(tf.constant(X))
+    else:
+        pytest.skip("torch has no tracing short of torch.compile")
+    np.testing.assert_allclose(to_numpy(traced), expected, rtol=1e-5, atol=1e-5)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, i):
+        part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+@pytest.mark.parametrize("run_eagerly", [False, True])
+def test_inputs_are_checked_once_up_front_not_per_batch(run_eagerly, monkeypatch):
+    """fit/evaluate/predict check their arrays once; the model's calls inside
+    their loops (eager on torch, and with run_eagerly) are not checked again
+    (ZooModel does it: one model is enough)."""
+    shapes = []
+    original = SequenceClassifier.check_inputs
+
+    def counting(self, x, name=None):
+        shapes.append(getattr(x, "shape", None) if name != "validation inputs" else "validation")
+        return original(self, x, name)
+
+    monkeypatch.setattr(SequenceClassifier, "check_inputs", counting)
+    model = LRUClassifier(**{**LRU_SMALL, "num_layers": 1})
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  run_eagerly=run_eagerly)
+    history = model.fit(X, Y, batch_size=2, epochs=2, validation_data=(X, Y), verbose=0)
+    assert np.isfinite(history.history["val_loss"]).all()
+    assert [tuple(s) if s != "validation" else s for s in shapes] == [X.shape, "validation"]
+    for run in (lambda: model.evaluate(X, Y, batch_size=2, verbose=0),
+                lambda: model.predict(X, batch_size=2, verbose=0),
+                lambda: model(X)):
+        shapes.clear()
+        run()
+        assert [tuple(s) for s in shapes] == [X.shape]
+    shapes.clear()
+    history = model.fit(_Batches(X, Y, 2), epochs=1, verbose=0)  # a data set: nothing to check up front
+    assert np.isfinite(history.history["loss"]).all() and shapes == [None]
+    bad = np.full_like(X, V)
+    with pytest.raises(ValueError, match=rf"validation inputs: token ids must be in \[0, {V}\)"):
+        model.fit(X, Y, validation_data=(bad, Y), verbose=0)
+    with pytest.raises(ValueError, match=rf"token ids must be in \[0, {V}\)"):
+        model(bad)  # checked again once the loops are over
 
 
 @pytest.mark.parametrize("cls, kwargs, message", [
