@@ -4,24 +4,41 @@
     result["metrics"]["accuracy"], result["preset"]
 
 A run writes into `out`: `backup/` (the training state, saved at an epoch's
-end at most every `backup_interval` seconds and after the last epoch: a run
-killed at any point, even by SIGKILL, resumes from its last backup and ends
-with the weights of an uninterrupted run), `best.weights.h5` (best
-validation accuracy), `log.csv`, `curves.png` (with matplotlib, the `plot`
-extra), `result.json` and `preset/`. A folder that holds a finished run is
-not trained over unless `overwrite=True`.
+end at most every `backup_interval` seconds and after the last epoch),
+`best.weights.h5` (best validation accuracy), `log.csv`, `curves.png` (with
+matplotlib, the `plot` extra), `preset/` and, last, `result.json`, which
+marks the run finished: a folder that holds one is not trained over unless
+`overwrite=True`.
+
+A run killed at any point, even by SIGKILL in the middle of a file, resumes
+from its last backup and ends with the weights and metrics of an
+uninterrupted run: every file that a resume reads is replaced atomically
+(written beside as `*.partial`, flushed to disk, renamed over), the backup is
+committed by its metadata file alone, and whatever a kill left half-done
+(a `*.partial` file, an uncommitted backup, a cut last row of the log, a
+half-written preset) is removed or rewritten. Only one training at a time
+uses a folder: `train` holds an exclusive lock on `out/.lock` (released by
+the kernel when the process ends, however it ends). All JSON is written with
+`presets.dump_json` (a NaN metric is the string "NaN", never a bare NaN).
 """
 
 import contextlib
 import csv
 import glob
+import io
 import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import sys
 import time
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): runs are not locked
+    fcntl = None
 
 import keras
 import numpy as np
@@ -35,6 +52,8 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 STEPS_PER_EXECUTION = 16
 DISTRIBUTIONS = (None, "data")
 BACKUP_INTERVAL = 60.0  # seconds
+LOCK = ".lock"
+PARTIAL = ".partial"  # the suffix of a file being written (".partial.weights.h5" for weights)
 
 
 class EpochShuffled(keras.utils.PyDataset):
@@ -121,12 +140,51 @@ class Throughput(keras.callbacks.Callback):
 
 def _write_atomically(path, text):
     """`path` holds the old text or the new one, whenever the process dies."""
-    partial = f"{path}.partial"
+    partial = f"{path}{PARTIAL}"
     with open(partial, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(partial, path)
+
+
+def _fsync(path):
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _save_weights_atomically(model, path):
+    """`model.save_weights(path)`, but `path` holds the old weights or the
+    new ones whenever the process dies: written beside (Keras wants the name
+    to end in .weights.h5: `best.partial.weights.h5`), then renamed over."""
+    path = str(path)
+    partial = path[: -len(".weights.h5")] + PARTIAL + ".weights.h5"
+    model.save_weights(partial, overwrite=True)
+    _fsync(partial)
+    os.replace(partial, path)
+
+
+def _remove_partials(folder):
+    """Remove what writes that did not finish left in `folder` (`*.partial`, `*.partial.weights.h5`)."""
+    for pattern in (f"*{PARTIAL}", f"*{PARTIAL}.weights.h5"):
+        for path in glob.glob(os.path.join(glob.escape(str(folder)), pattern)):
+            os.remove(path)
+
+
+def _readable_weights(path):
+    """Whether `path` is a whole weights file: HDF5 whose every array reads."""
+    import h5py
+
+    def read(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            obj[()]
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(read)
+        return True
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return False
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -143,7 +201,8 @@ class Backup(keras.callbacks.BackupAndRestore):
     `training_metadata.json`, which names it (with the epoch and `run`, a
     description of the run that `train` compares before resuming); the old
     file is removed only then. Whenever the process dies, the metadata names
-    a complete file. The backup outlives `fit` (`delete_checkpoint=False`):
+    a complete file, and a weights file it does not name is an unfinished
+    save (removed at the next start). The backup outlives `fit` (`delete_checkpoint=False`):
     `train` deletes it with `delete_backup` once the run's results are
     written, so that a run killed after its last epoch resumes without
     training again.
@@ -165,19 +224,42 @@ class Backup(keras.callbacks.BackupAndRestore):
     def read(cls, backup_dir):
         """The metadata of the backup in `backup_dir`: a dict with `epoch`
         (the epochs it holds), `weights` (its file) and `run`; None if there
-        is no backup."""
+        is no backup. Metadata that is not such a dict (unreadable, cut, of
+        another format) is a ValueError naming the file."""
         path = os.path.join(backup_dir, cls.METADATA)
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             return None
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                metadata = json.load(f)
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise _not_a_backup(path, f"not readable JSON: {error}") from None
+        if not isinstance(metadata, dict):
+            raise _not_a_backup(path, f"expected a JSON object; got {type(metadata).__name__}")
+        epoch, weights = metadata.get("epoch"), metadata.get("weights")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise _not_a_backup(path, f"'epoch' must be a positive integer; got {epoch!r}")
+        if not (isinstance(weights, str) and re.fullmatch(r"epoch-\d{5,}\.weights\.h5", weights)):
+            raise _not_a_backup(path, f"'weights' must name an epoch-NNNNN.weights.h5 file; got {weights!r}")
+        if "run" not in metadata:
+            raise _not_a_backup(path, "it has no 'run' (the settings of the run it belongs to)")
+        return metadata
 
     def on_train_begin(self, logs=None):
         metadata = self.read(self.backup_dir)
+        if os.path.isdir(self.backup_dir):
+            _remove_partials(self.backup_dir)  # a metadata write that did not finish
         if metadata is not None:
             self._weights_path = os.path.join(self.backup_dir, metadata["weights"])
+            if not os.path.isfile(self._weights_path):
+                raise _not_a_backup(self._training_metadata_path, f"the weights it names, {self._weights_path}, "
+                                    f"are missing")
             self._remove_other_weights(keep=metadata["weights"])  # a save that did not finish
-        super().on_train_begin(logs)
+        try:
+            super().on_train_begin(logs)  # loads the weights and optimizer state, then the epoch
+        except (OSError, ValueError) as error:
+            raise _not_a_backup(self._training_metadata_path,
+                                f"its weights {self._weights_path} do not load: {error}") from None
         self._saved_at = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -196,7 +278,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         with open(path, "rb+") as f:
             os.fsync(f.fileno())
         metadata = {"epoch": self._current_epoch, "batch": 0, "weights": name, "run": self.run}
-        _write_atomically(self._training_metadata_path, json.dumps(metadata))  # the commit
+        _write_atomically(self._training_metadata_path, presets.dump_json(metadata))  # the commit
         self._weights_path = path
         self._remove_other_weights(keep=name)
 
@@ -204,6 +286,13 @@ class Backup(keras.callbacks.BackupAndRestore):
         for path in glob.glob(os.path.join(glob.escape(self.backup_dir), "*.weights.h5")):
             if os.path.basename(path) != keep:
                 os.remove(path)
+
+
+def _not_a_backup(path, why):
+    return ValueError(
+        f"train: {path} is not a backup that this glu_zoo can resume ({why}); pass overwrite=True "
+        f"(glu-zoo train --overwrite) to train afresh over it, or another `out`."
+    )
 
 
 def delete_backup(backup_dir):
@@ -215,11 +304,19 @@ def delete_backup(backup_dir):
 
 
 class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint, async-safe: its batch hook saves nothing with
-    save_freq="epoch", so it need not stop Keras's asynchronous dispatch of
-    batch callbacks."""
+    """ModelCheckpoint of the best epoch's weights (save_best_only,
+    save_weights_only, save_freq="epoch", a path without placeholders),
+    written atomically: whenever the process dies, the file holds the old
+    best weights or the new ones, never a part.
+
+    Async-safe: its batch hook saves nothing with save_freq="epoch", so it
+    need not stop Keras's asynchronous dispatch of batch callbacks."""
 
     async_safe = True
+
+    def _save_model(self, epoch, batch, logs):
+        if self._should_save_model(epoch, batch, logs, self.filepath):
+            _save_weights_atomically(self.model, self.filepath)
 
 
 class _Callbacks(keras.callbacks.CallbackList):
@@ -271,29 +368,39 @@ def _compile(model, optimizer=None):
 
 
 def _keep_log_rows(log_path, epochs):
-    """Keep the rows of the first `epochs` epochs in a CSV log (a resumed run
-    replays the epochs after its backup, and logs them again)."""
-    if not log_path.is_file():
-        return
-    with open(log_path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames
-        rows = [r for r in reader if None not in r.values() and r["epoch"].isdigit() and int(r["epoch"]) < epochs]
+    """Keep the whole rows of the first `epochs` epochs in a CSV log (a
+    resumed run replays the epochs after its backup, and logs them again;
+    a kill may have cut the last row). Returns the epochs of the rows kept,
+    or None if there is no readable log."""
+    try:
+        with open(log_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames
+            rows = [r for r in reader if None not in r and None not in r.values() and r["epoch"].isdigit()
+                    and int(r["epoch"]) < epochs]
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError):
+        return None
     if not fields:
-        return
-    with open(f"{log_path}.partial", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(f"{log_path}.partial", log_path)
+        return None
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomically(log_path, text.getvalue())
+    return [int(r["epoch"]) for r in rows]
 
 
 def _best_so_far(log_path, monitor):
-    if not log_path.is_file():
-        return None
-    with open(log_path) as f:
+    """The best value of `monitor` that ModelCheckpoint (mode "max") held
+    after the logged epochs: the first, then each one greater than the best
+    (so a NaN first value stays the best, as in Keras)."""
+    with open(log_path, newline="") as f:
         values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
-    return max(values) if values else None
+    best = None
+    for value in values:
+        if best is None or value > best:
+            best = value
+    return best
 
 
 def plot_curves(log_path, png_path, metric="accuracy"):
@@ -353,21 +460,8 @@ def _distribution(distribute):
     return keras.distribution.DataParallel(devices=keras.distribution.list_devices()).scope()
 
 
-def _prepare_out(out, run, overwrite):
-    """Get the run folder ready; return the epochs its backup holds (0 for a fresh start)."""
-    backup, result = out / "backup", out / "result.json"
-    metadata = None if overwrite else Backup.read(backup)
-    if metadata is not None and metadata.get("run") != run:
-        raise ValueError(
-            f"train: {out} holds an interrupted run of other settings ({metadata.get('run')}); resume it with "
-            f"the same recipe, epochs, precision and distribute, or pass overwrite=True (glu-zoo train "
-            f"--overwrite) or another `out`."
-        )
-    if metadata is None and result.is_file() and not overwrite:
-        raise ValueError(
-            f"train: {out} holds a finished run ({result}); pass overwrite=True (glu-zoo train --overwrite) "
-            f"to train over it, or another `out`."
-        )
+def _make_out(out):
+    """Make the run folder, or a one-line ValueError saying why it cannot be one."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"train: `out` {out} is a file; pass a folder (new or holding a run).")
     try:
@@ -376,13 +470,92 @@ def _prepare_out(out, run, overwrite):
         raise ValueError(f"train: cannot make the run folder `out` {out}: {error.strerror or error}.") from None
     if not os.access(out, os.W_OK):
         raise ValueError(f"train: the run folder `out` {out} is not writable.")
-    if metadata is None:
-        delete_backup(backup)  # what a save or a deletion that did not finish left, if anything
-        for stale in ("log.csv", "best.weights.h5", "curves.png", "result.json"):
-            (out / stale).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """An exclusive lock on `out/.lock` for the block, or a ValueError if
+    another training holds it. The lock is flock's: the kernel releases it
+    when the file is closed or the process ends, even by SIGKILL, so no
+    stale lock is ever left. The file holds the holder's process id."""
+    if fcntl is None:
+        yield
+        return
+    path = out / LOCK
+    try:
+        f = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
+    except OSError as error:
+        raise ValueError(f"train: cannot open the lock file {path}: {error.strerror or error}.") from None
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = f.read().strip() or "unknown"
+            raise ValueError(
+                f"train: the run folder `out` {out} is in use by another training (process {holder}); "
+                f"wait for it to end or pass another `out`."
+            ) from None
+        except OSError as error:
+            raise ValueError(f"train: cannot lock the run folder `out` {out} ({path}): "
+                             f"{error.strerror or error}.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
+def _clear(out):
+    """Remove a run's files from `out` (not `preset/`, which a run rewrites
+    whole before it is finished): the backup first (its metadata first), so
+    that a kill on the way leaves no run to resume."""
+    delete_backup(out / "backup")
+    for stale in ("result.json", "log.csv", "best.weights.h5", "curves.png"):
+        (out / stale).unlink(missing_ok=True)
+    _remove_partials(out)
+
+
+def _prepare_out(out, run, overwrite):
+    """Get the locked run folder ready; return the epochs its backup holds (0 for a fresh start)."""
+    backup, result = out / "backup", out / "result.json"
+    if overwrite:
+        _clear(out)
         return 0
-    _keep_log_rows(out / "log.csv", metadata["epoch"])
+    if result.is_file():
+        # A kill after result.json, the run's last file, can leave the backup
+        # (or part of it): the run is finished all the same.
+        delete_backup(backup)
+        raise ValueError(
+            f"train: {out} holds a finished run ({result}; its preset: {out / 'preset'}); pass overwrite=True "
+            f"(glu-zoo train --overwrite) to train over it, or another `out`."
+        )
+    metadata = Backup.read(backup)
+    if metadata is None:
+        _clear(out)  # what a run killed before its first backup left, if anything
+        return 0
+    if metadata["run"] != run:
+        raise ValueError(
+            f"train: {out} holds an interrupted run of other settings ({metadata['run']}); resume it with "
+            f"the same recipe, epochs, precision and distribute, or pass overwrite=True (glu-zoo train "
+            f"--overwrite) or another `out`."
+        )
+    _remove_partials(out)
     return metadata["epoch"]
+
+
+def _resumable(out, epochs, validation):
+    """Trim the log to the `epochs` that the backup holds; return None if the
+    run can resume from there, else what it lacks. A resumed run replays the
+    epochs after its backup bit for bit, but needs from before it the log
+    (each epoch's row: the best validation score so far) and, with a
+    validation split, the best epoch's weights."""
+    logged = _keep_log_rows(out / "log.csv", epochs)
+    if logged != list(range(epochs)):
+        return "log.csv is missing or unreadable" if logged is None else (
+            f"log.csv holds the epochs {logged}, not each of 0-{epochs - 1} once")
+    if validation and not _readable_weights(out / "best.weights.h5"):
+        return "best.weights.h5 (the best epoch's weights) is missing or unreadable"
+    return None
 
 
 def train(recipe, epochs=None, out=None, precision="float32", distribute=None, verbose="auto", callbacks=(),
@@ -393,7 +566,8 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         epochs: override the recipe's epochs (for quick runs).
         out: the run folder (default `runs/<recipe>`); if it holds an
             interrupted run, training resumes from its last backup (and must
-            have the same recipe, epochs, precision and distribute).
+            have the same recipe, epochs, precision and distribute). One
+            training at a time: another one into the same `out` is refused.
         precision: "float32" or "mixed_bfloat16".
         distribute: None or "data" (`keras.distribution.DataParallel` over
             all devices; JAX).
@@ -420,14 +594,29 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
     if distribute not in DISTRIBUTIONS:
         raise ValueError(f"train: unknown `distribute` {distribute!r}; allowed: None, 'data'.")
     out = pathlib.Path(out or os.path.join("runs", recipe.name))
-    backup, log, best = out / "backup", out / "log.csv", out / "best.weights.h5"
     # What a backup must match to be resumed (JSON, as it is stored).
-    run = json.loads(json.dumps({"recipe": recipe.to_dict(), "epochs": epochs, "precision": precision,
-                                 "distribute": distribute}))
-    resuming = _prepare_out(out, run, overwrite) > 0
+    run = json.loads(presets.dump_json({"recipe": recipe.to_dict(), "epochs": epochs, "precision": precision,
+                                        "distribute": distribute}))
+    _make_out(out)
+    with _locked(out):
+        return _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, backup_interval,
+                      overwrite)
+
+
+def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, backup_interval, overwrite):
+    backup, log, best = out / "backup", out / "log.csv", out / "best.weights.h5"
+    start = _prepare_out(out, run, overwrite)
 
     splits = data_lib.load(recipe.data, **recipe.data_options)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits.train, splits.validation, splits.test
+    if start:
+        lacking = _resumable(out, start, validation=len(x_val) > 0)
+        if lacking:
+            print(f"glu_zoo: train: {out} holds a backup after epoch {start}, but {lacking}; training afresh.",
+                  file=sys.stderr)
+            _clear(out)
+            start = 0
+    resuming = start > 0
     keras.utils.set_random_seed(recipe.seed)
     with _precision(precision), _distribution(distribute):
         model = models.build(recipe.architecture, **recipe.model_overrides)
@@ -465,7 +654,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
             verbose=verbose,
             callbacks=callback_list,
         )
-        if checkpoint and best.is_file():
+        if checkpoint:
             model.load_weights(best)
         scores = model.evaluate(x_test, y_test, batch_size=recipe.batch_size, verbose=0, return_dict=True)
     metrics = {k: float(v) for k, v in scores.items() if k != "compile_metrics"}
@@ -481,6 +670,8 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         "precision": precision,
         "distribute": distribute,
     }
+    # Written in place: until result.json exists the run is not finished, and
+    # a resume writes the preset again, whole.
     preset = presets.save(model, out / "preset", metadata=metadata)
     result = {
         "recipe": recipe.name,
@@ -492,7 +683,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
         "preset": str(preset),
         "out": str(out),
     }
-    _write_atomically(out / "result.json", json.dumps(result, indent=2) + "\n")
+    _write_atomically(out / "result.json", presets.dump_json(result, indent=2) + "\n")  # the run is finished
     delete_backup(backup)  # only now: a run killed before this resumes after its last epoch
     return result
 

@@ -1,9 +1,13 @@
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import json
 import math
 import os
+import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -33,10 +37,15 @@ def resume_recipe():
 
 
 def _weights(preset):
+    return _h5_arrays(preset / "model.weights.h5")
+
+
+def _h5_arrays(path):
+    """(name, array) of every dataset in an HDF5 file: each one read whole."""
     import h5py
 
     values = []
-    with h5py.File(preset / "model.weights.h5") as f:
+    with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: values.append((name, obj[()])) if isinstance(obj, h5py.Dataset) else None)
     return values
 
@@ -139,26 +148,77 @@ def test_backup_saves_when_its_interval_has_passed_and_after_the_last_epoch(tmp_
         def on_epoch_end(self, epoch, logs=None):
             self.epochs.append((training.Backup.read(self.folder) or {}).get("epoch"))
 
+    def no_constant(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    run = {"n": 1, "target": float("inf")}  # no NaN or Infinity is written into JSON
     for interval, expected in ((50.0, [None, 2, 2, 4, 4, 6, 7]), (0.0, [1, 2, 3, 4, 5, 6, 7])):
         folder = tmp_path / f"every-{interval}"
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         model.compile("sgd", "mse")
         backed = Backed(folder)
         model.fit(x, y, epochs=7, batch_size=8, verbose=0,
-                  callbacks=[Tick(), training.Backup(folder, interval=interval, run={"n": 1}), backed])
+                  callbacks=[Tick(), training.Backup(folder, interval=interval, run=run), backed])
         assert backed.epochs == expected
         assert sorted(p.name for p in folder.iterdir()) == ["epoch-00007.weights.h5", "training_metadata.json"]
-        assert training.Backup.read(folder) == {"epoch": 7, "batch": 0, "weights": "epoch-00007.weights.h5",
-                                                "run": {"n": 1}}
+        expected_metadata = {"epoch": 7, "batch": 0, "weights": "epoch-00007.weights.h5",
+                             "run": {"n": 1, "target": "Infinity"}}
+        assert json.loads((folder / "training_metadata.json").read_text(), parse_constant=no_constant) \
+            == expected_metadata
+        assert training.Backup.read(folder) == expected_metadata
         training.delete_backup(folder)
         assert not folder.exists()
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def compile_cache(tmp_path_factory):
+    """On JAX, a compilation cache for this module's runs: the resume tests
+    build the same model many times, and each build compiled its train step
+    anew (about 5 of the 7 s of a tiny run on 2 CPU cores; 1.4 s with the
+    cache). A cached executable is the compiled one, so results are
+    unchanged (the resumed runs are compared bit for bit with runs compiled
+    afresh in subprocesses)."""
+    if BACKEND != "jax":
+        yield
+        return
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    options = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+               "jax_persistent_cache_min_entry_size_bytes")
+    saved = {name: getattr(jax.config, name) for name in options}
+    for name, value in zip(options, (str(tmp_path_factory.mktemp("jax_cache")), 0.0, 0)):
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def _instrumented(tmp_path_factory, compile_cache):
     out = tmp_path_factory.mktemp("uninterrupted")
-    result = training.train(resume_recipe(), out=out, verbose=0)
+    snaps = Snapshots(out, tmp_path_factory.mktemp("write_points"))
+    with snaps.hooked() as callback:
+        result = training.train(resume_recipe(), out=out, verbose=0, backup_interval=0, callbacks=[callback])
+    assert sorted(snaps.taken) == sorted(WRITE_POINTS)
+    return out, result, snaps.taken
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(_instrumented):
+    """The run that the resume tests kill, run whole (its folder copied at
+    each write point on the way: `write_points`; the copies only read it,
+    and the SIGKILL tests, which run in subprocesses, compare with it)."""
+    out, result, _ = _instrumented
     return out, result
+
+
+@pytest.fixture(scope="module")
+def write_points(_instrumented):
+    """{write point: a copy of the run folder as a kill there leaves it}."""
+    return _instrumented[2]
 
 
 def _killed(script, out, **env):
@@ -262,6 +322,192 @@ def test_a_run_that_dies_after_its_last_epoch_resumes_without_training_again(tmp
     _assert_same_weights(tmp_path, whole)
 
 
+# Every write of a run, and what a kill at that moment leaves on disk. The
+# run's folder is copied at each write point of one instrumented run (the
+# last epoch's writes, the preset, result.json, the backup's deletion): a
+# copy taken at the instant is what SIGKILL leaves (no `finally` runs, no
+# buffer is flushed by a close), and "during" cuts the file being written in
+# half in the copy. The two SIGKILL tests above kill real processes. Each
+# point maps to the epochs its backup holds after the kill (None: none), and
+# whether result.json, the last file of a run, was written (it is finished).
+LAST = 3  # the in-fit points are in the last epoch (index 3): a resume replays one epoch
+WRITE_POINTS = {
+    "best.weights.h5 during": (LAST, False),  # the best epoch's weights, cut (the last epoch is the best one)
+    "log.csv row cut": (LAST, False),  # best.weights.h5 is newer than the backup
+    # epoch-00004.weights.h5 whole but not committed; training_metadata.json.partial cut. (A kill while the
+    # weights are written leaves them cut and not committed: the SIGKILL test above.)
+    "backup metadata during": (LAST, False),
+    "backup metadata after": (LAST + 1, False),  # committed; the old epoch-00003.weights.h5 not yet removed
+    # The preset is written in place (until result.json, the run is not finished): metadata.json, its last
+    # file, cut. (Its config.json or model.weights.h5 cut are left out: the resume writes all three again
+    # all the same, and each point costs 2 s on TensorFlow.)
+    "preset metadata.json during": (LAST + 1, False),
+    "result.json during": (LAST + 1, False),
+    "result.json after": (LAST + 1, True),  # the backup not yet deleted
+    "delete_backup during": (None, True),  # training_metadata.json removed, the rest not
+}
+
+
+class Snapshots:
+    """Copies of a live run folder, named by write point."""
+
+    def __init__(self, live, folder):
+        self.live, self.folder, self.epoch, self.taken = live, folder, None, {}
+
+    def take(self, point, cut=None, cut_last_row=False):
+        if point in self.taken:
+            return
+        copy = self.folder / f"{len(self.taken):02d}"
+        shutil.copytree(self.live, copy)
+        if cut is not None:  # a write stopped half-way
+            target = copy / pathlib.Path(cut).relative_to(self.live)
+            os.truncate(target, target.stat().st_size // 2)
+        if cut_last_row:
+            data = (copy / "log.csv").read_bytes()
+            row = data.rstrip(b"\r\n").rsplit(b"\n", 1)[1]
+            (copy / "log.csv").write_bytes(data[: data.rindex(row) + len(row) // 2])
+        self.taken[point] = copy
+
+    @contextlib.contextmanager
+    def hooked(self):
+        """Copy the folder at each write point of the run in the block, which
+        must take the callback yielded."""
+        snaps, live = self, self.live
+        save_weights, replace, save_preset = keras.Model.save_weights, os.replace, presets.save
+        log_row, rmtree = keras.callbacks.CSVLogger.on_epoch_end, shutil.rmtree
+
+        class Epoch(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                snaps.epoch = epoch
+
+        def saving(self, filepath, *args, **kwargs):
+            save_weights(self, filepath, *args, **kwargs)
+            if pathlib.Path(filepath).name.startswith("best") and snaps.epoch == LAST:
+                snaps.take("best.weights.h5 during", cut=filepath)
+
+        def logging(self, epoch, logs=None):
+            log_row(self, epoch, logs)
+            if epoch == LAST:
+                snaps.take("log.csv row cut", cut_last_row=True)
+
+        def replacing(src, dst, *args, **kwargs):
+            name = pathlib.Path(dst).name
+            commit = name == "training_metadata.json" and f'"epoch": {LAST + 1},' in pathlib.Path(src).read_text()
+            point = "backup metadata" if commit else name if name == "result.json" else None
+            if point:
+                snaps.take(f"{point} during", cut=src)
+            replace(src, dst, *args, **kwargs)
+            if point:
+                snaps.take(f"{point} after")
+
+        def saving_preset(model, path, *args, **kwargs):  # metadata.json is the preset's last file
+            saved = save_preset(model, path, *args, **kwargs)
+            snaps.take("preset metadata.json during", cut=pathlib.Path(path) / "metadata.json")
+            return saved
+
+        def removing(path, *args, **kwargs):
+            if pathlib.Path(path) == live / "backup" and (live / "result.json").exists():
+                snaps.take("delete_backup during")
+            return rmtree(path, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(keras.Model, "save_weights", saving)
+            m.setattr(keras.callbacks.CSVLogger, "on_epoch_end", logging)
+            m.setattr(os, "replace", replacing)
+            m.setattr(presets, "save", saving_preset)
+            m.setattr(shutil, "rmtree", removing)
+            yield Epoch()
+
+
+def _assert_whole(out):
+    """What a resume reads is whole, whatever the moment of the kill: the
+    backup's metadata parses and names a weights file that reads,
+    best.weights.h5 reads, result.json parses."""
+    if (out / "backup" / "training_metadata.json").exists():
+        backup = json.loads((out / "backup" / "training_metadata.json").read_text())
+        assert len(_h5_arrays(out / "backup" / backup["weights"])) > 5
+    if (out / "best.weights.h5").exists():
+        assert len(_h5_arrays(out / "best.weights.h5")) > 5
+    if (out / "result.json").exists():
+        json.loads((out / "result.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(WRITE_POINTS))
+def test_a_run_killed_at_any_write_point_resumes_and_ends_as_an_uninterrupted_run(
+        point, write_points, uninterrupted, tmp_path):
+    whole, whole_result = uninterrupted
+    out = tmp_path / "run"
+    shutil.copytree(write_points[point], out)
+    _assert_whole(out)
+    backed_up, finished = WRITE_POINTS[point]
+    backup = training.Backup.read(out / "backup")
+    assert (backup and backup["epoch"]) == backed_up and (out / "result.json").exists() == finished
+    counter = Steps()
+    if finished:  # the second train is refused, and removes what is left of the backup
+        with pytest.raises(ValueError, match=r"holds a finished run"):
+            training.train(resume_recipe(), out=out, verbose=0, backup_interval=0, callbacks=[counter])
+        assert json.loads((out / "result.json").read_text())["metrics"] == whole_result["metrics"]
+    else:
+        resumed = training.train(resume_recipe(), out=out, verbose=0, backup_interval=0, callbacks=[counter])
+        assert resumed["metrics"] == whole_result["metrics"]
+        assert len(counter.iterations) == 4 - backed_up  # the epochs after the backup, no more
+    _assert_same_weights(out, whole)
+    assert _log_epochs(out) == [0, 1, 2, 3]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.weights.h5", "curves.png", "log.csv", "preset",
+                                                    "result.json"]
+    assert sorted(p.name for p in (out / "preset").iterdir()) == ["config.json", "metadata.json", "model.weights.h5"]
+    assert presets.get_metadata(out)["test_metrics"] == whole_result["metrics"]
+
+
+@pytest.mark.slow
+def test_a_backup_without_its_best_weights_trains_afresh(write_points, uninterrupted, tmp_path, capsys):
+    """best.weights.h5 is written before the epoch's backup, so no kill
+    leaves a backup without it; a folder that lost it cannot restore the best
+    epoch's weights, so the run starts again (and ends the same)."""
+    whole, whole_result = uninterrupted
+    out = tmp_path / "run"
+    shutil.copytree(write_points["log.csv row cut"], out)
+    (out / "best.weights.h5").unlink()
+    counter = Steps()
+    resumed = training.train(resume_recipe(), out=out, verbose=0, backup_interval=0, callbacks=[counter])
+    assert "holds a backup after epoch 3, but best.weights.h5 (the best epoch's weights) is missing or " \
+           "unreadable; training afresh." in capsys.readouterr().err
+    assert len(counter.iterations) == 4
+    assert resumed["metrics"] == whole_result["metrics"]
+    _assert_same_weights(out, whole)
+    assert _log_epochs(out) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_nan_metrics_are_valid_json_and_a_second_training_into_the_folder_is_refused(tmp_path, monkeypatch):
+    evaluate = keras.Model.evaluate
+
+    def diverged(self, *args, **kwargs):  # as if the loss had diverged
+        return {**evaluate(self, *args, **kwargs), "loss": float("nan")}
+
+    class SecondTraining(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            with pytest.raises(ValueError) as refused:
+                training.train(tiny_recipe(epochs=1), out=tmp_path, verbose=0)
+            refusals.append(str(refused.value))
+
+    def no_constant(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    refusals = []
+    monkeypatch.setattr(keras.Model, "evaluate", diverged)
+    result = training.train(tiny_recipe(epochs=1), out=tmp_path, verbose=0, callbacks=[SecondTraining()])
+    assert refusals == [f"train: the run folder `out` {tmp_path} is in use by another training (process "
+                        f"{os.getpid()}); wait for it to end or pass another `out`."]
+    assert math.isnan(result["metrics"]["loss"]) and result["metrics"]["accuracy"] > 0
+    written = json.loads((tmp_path / "result.json").read_text(), parse_constant=no_constant)
+    assert written["metrics"] == {"accuracy": result["metrics"]["accuracy"], "loss": "NaN"}
+    metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text(), parse_constant=no_constant)
+    assert metadata["test_metrics"]["loss"] == "NaN"
+    assert _lock_is_free(tmp_path)  # released when train returns
+
+
 @pytest.mark.slow
 def test_without_validation_the_last_epoch_is_kept_and_without_matplotlib_no_plot(tmp_path, monkeypatch, capsys):
     (tmp_path / "result.json").write_text("{}")  # a finished run, trained over on request
@@ -349,6 +595,75 @@ def test_an_interrupted_run_of_other_settings_is_not_resumed(tmp_path):
     with pytest.raises(ValueError, match=r"holds an interrupted run of other settings .*'epochs': 5"):
         training.train(tiny_recipe(epochs=3), out=tmp_path, verbose=0)
     assert training.Backup.read(tmp_path / "backup") == metadata  # left as it was
+
+
+def _lock_is_free(out):
+    with open(out / ".lock") as f:  # another open file description: flock conflicts even in this process
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+    return True
+
+
+def test_a_folder_in_use_by_another_training_is_refused_and_the_lock_is_released_on_errors(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # another training's lock
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        with pytest.raises(ValueError, match=re.escape(
+                f"train: the run folder `out` {out} is in use by another training (process 4242); wait for it to "
+                f"end or pass another `out`.")):
+            training.train(tiny_recipe(), out=out, verbose=0)
+        assert (out / ".lock").read_text() == "4242\n" and not (out / "backup").exists()  # nothing touched
+    (out / "backup").mkdir()
+    (out / "backup" / "training_metadata.json").write_text("")  # an error inside train, under the lock
+    with pytest.raises(ValueError, match=r"training_metadata.json is not a backup"):
+        training.train(tiny_recipe(), out=out, verbose=0)
+    assert _lock_is_free(out) and (out / ".lock").read_text() == f"{os.getpid()}\n"  # it held it, and let go
+
+
+@pytest.mark.parametrize("text, why", [
+    ("", r"not readable JSON: Expecting value"),  # a kill while Keras's BackupAndRestore wrote it
+    ('{"epoch": 2, "batch": 0}', r"'weights' must name an epoch-NNNNN.weights.h5 file; got None"),  # Keras's
+    ("[]", r"expected a JSON object; got list"),
+    ("\udcff", r"not readable JSON: 'utf-8' codec can't decode"),
+    ('{"epoch": 2, "weights": "../../../model.weights.h5", "run": {}}', r"'weights' must name an epoch-NNNNN"),
+    ('{"epoch": 0, "weights": "epoch-00000.weights.h5", "run": {}}', r"'epoch' must be a positive integer; got 0"),
+    ('{"epoch": 2, "weights": "epoch-00002.weights.h5"}', r"it has no 'run'"),
+])
+def test_backup_metadata_that_cannot_be_resumed_is_a_named_error(tmp_path, text, why):
+    path = tmp_path / "backup" / "training_metadata.json"
+    path.parent.mkdir()
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match=rf"^train: {re.escape(str(path))} is not a backup that this glu_zoo can "
+                                         rf"resume \({why}.*\); pass overwrite=True \(glu-zoo train --overwrite\) to "
+                                         rf"train afresh over it, or another `out`.$"):
+        training.train(tiny_recipe(), out=tmp_path, verbose=0)
+    assert path.read_bytes() == text.encode("utf-8", "surrogateescape")  # left for the user to decide
+
+
+def test_backup_weights_that_are_missing_or_do_not_load_are_a_named_error(tmp_path):
+    import h5py
+
+    recipe = tiny_recipe(epochs=3)
+    run = {"recipe": recipe.to_dict(), "epochs": 3, "precision": "float32", "distribute": None}
+    (tmp_path / "backup").mkdir()
+    metadata = tmp_path / "backup" / "training_metadata.json"
+    metadata.write_text(json.dumps({"epoch": 2, "batch": 0, "weights": "epoch-00002.weights.h5", "run": run}))
+    (tmp_path / "log.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.1,2.3,0.1,2.3\n"
+                                      "1,0.1,2.3,0.1,2.3\n")
+    with h5py.File(tmp_path / "best.weights.h5", "w") as f:  # whole (what it holds is not read before the end)
+        f["w"] = np.zeros(3)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(metadata))} is not a backup .*\(the weights it names, "
+                                         rf".*epoch-00002.weights.h5, are missing\); pass overwrite=True"):
+        training.train(recipe, out=tmp_path, verbose=0)
+    (tmp_path / "backup" / "epoch-00002.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(metadata))} is not a backup .*\(its weights "
+                                         rf".*epoch-00002.weights.h5 do not load: .*\); pass overwrite=True"):
+        training.train(recipe, out=tmp_path, verbose=0)
 
 
 def test_images_of_the_wrong_size_are_refused(tmp_path):
