@@ -65,6 +65,7 @@ def arctan_derivative(x):
 ACTIVATIONS = {
     "relu": lambda x, a: np.maximum(x, 0.0),
     "gelu": lambda x, a: gelu(x),
+    "gelu_tanh": lambda x, a: gelu_tanh(x),
     "swish": lambda x, a: x * sigmoid(x),
     "golu": lambda x, a: golu(x),
     "atlu": lambda x, a: atlu(x),

@@ -26,6 +26,7 @@ _EXPANDED_VARIANTS = {"xatglu": "arctan", "xgeglu": "gaussian", "xswiglu": "sigm
 _ACTIVATIONS = {
     "relu": ops.relu,
     "gelu": activations.gelu,  # exact x·Φ(x)
+    "gelu_tanh": lambda x: activations.gelu(x, approximate=True),  # ½x(1 + tanh(√(2/π)(x + 0.044715x³)))
     "swish": ops.silu,  # Swish₁(x) = x·σ(x)
     "golu": activations.golu,
     "atlu": activations.atlu,
@@ -155,8 +156,10 @@ class FFN(_FeedForward):
 
     Args:
         hidden_dim: width of the hidden layer (d_ff).
-        activation: one of relu, gelu (exact), swish, golu, atlu, xatlu,
-            xgelu, xsilu.
+        activation: one of relu, gelu (exact), gelu_tanh (the tanh
+            approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))), as in BERT,
+            big_vision's ViT and TRecViT), swish, golu, atlu, xatlu, xgelu,
+            xsilu.
         output_dim: output width; default the input width.
         use_bias: add biases to both projections.
         dropout: rate in [0, 1) on the hidden activations.

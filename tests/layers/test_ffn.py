@@ -83,6 +83,24 @@ def test_gated_kernel_in_columns_are_activated_then_linear():
     np.testing.assert_allclose(to_numpy(layer(X)), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_gelu_tanh_is_the_tanh_approximation_not_the_exact_gelu():
+    """gelu_tanh follows ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (the MLP of big_vision's
+    ViT and TRecViT), which differs from the exact x·Φ(x) by up to ~5e-4 per unit."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 3, D)).astype("float32") * 2.0
+    layers = {a: FFN(HIDDEN, activation=a, use_bias=True) for a in ("gelu", "gelu_tanh")}
+    for layer in layers.values():
+        layer.build(x.shape)
+    w = _randomise(layers["gelu"], seed=4)
+    for v in layers["gelu_tanh"].weights:
+        v.assign(w[v.name].astype("float32"))
+    y_tanh, y_exact = to_numpy(layers["gelu_tanh"](x)), to_numpy(layers["gelu"](x))
+    expected = ref.ffn(x.astype(np.float64), w["kernel_in"], w["kernel_out"], "gelu_tanh",
+                       bias_in=w["bias_in"], bias_out=w["bias_out"])
+    np.testing.assert_allclose(y_tanh, expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(y_exact - expected).max() > 1e-4  # the exact GELU misses it
+
+
 @pytest.mark.parametrize("shape", [(7, D), (2, 3, D), (2, 2, 3, D)], ids=["rank2", "rank3", "rank4"])
 def test_any_rank_at_least_two(shape):
     x = np.random.default_rng(3).normal(size=shape).astype("float32")
@@ -184,7 +202,8 @@ def test_mixed_bfloat16_policy(cls, kind):
 # --- bad input -----------------------------------------------------------------
 
 def test_unknown_activation_and_variant_list_the_allowed_names():
-    with pytest.raises(ValueError, match=r"`activation` 'tanh'.*relu, gelu, swish, golu, atlu, xatlu, xgelu, xsilu"):
+    with pytest.raises(ValueError, match=r"`activation` 'tanh'.*relu, gelu, gelu_tanh, swish, golu, atlu, xatlu, xgelu, "
+                                            r"xsilu"):
         FFN(8, activation="tanh")
     with pytest.raises(ValueError, match=r"`variant` 'SwiGLU'.*glu, bilinear, reglu, geglu, swiglu, goglu, "
                                          r"xatglu, xgeglu, xswiglu"):
