@@ -29,6 +29,21 @@ def _sqrt_bound_derivative(x):
     return ops.sqrt(x), grad
 
 
+def check_gate_stddev(gate_stddev, owner):
+    """None or a positive number."""
+    return None if gate_stddev is None else check_number("gate_stddev", gate_stddev, owner, 0.0, math.inf)
+
+
+def check_reset(reset, inputs, owner):
+    """`reset` as (batch,) booleans, or a ValueError naming its shape."""
+    batch = tuple(inputs.shape)[0]
+    shape = tuple(reset.shape) if hasattr(reset, "shape") else None
+    if shape is None or len(shape) != 1 or (batch is not None and shape[0] is not None and shape[0] != batch):
+        raise ValueError(f"{owner}: `reset` must have shape ({batch},) (one flag per row); got "
+                         f"{'shape ' + str(shape) if shape is not None else type(reset).__name__}.")
+    return ops.cast(reset, "bool")
+
+
 def _a_param_init(min_rad, max_rad=0.999, eps=1e-8):
     """recurrentgemma's `rnn_param_init`: a² ~ U[min_rad² + ε, max_rad² + ε],
     a_param = softplus⁻¹(−log a) = log(exp(−log a) − 1)."""
@@ -63,31 +78,39 @@ class RGLRU(RecurrentLayer):
     width/num_heads); the gates are block-diagonal over heads. At the first
     (valid) step, when no state is carried in, the state resets: a = 0 and
     the multiplier is 1, so h_0 = gate_x ⊗ x_0; with `initial_state` there is
-    no reset. √ has a derivative bounded by 1000 (finite at 0). Init: a²
-    uniform in [min_rad², 0.999²], a_param = softplus⁻¹(−log a); gate kernels
-    ~ N(0, 1/(width/num_heads)), biases 0. Computes in float32 (weights not
-    autocast under a mixed precision policy); outputs take the input dtype.
+    no reset, except in the rows that `reset` marks. √ has a derivative
+    bounded by 1000 (finite at 0). Init: a² uniform in [min_rad², 0.999²],
+    a_param = softplus⁻¹(−log a); gate kernels ~ N(0, gate_stddev²)
+    (default 1/(width/num_heads)), biases 0. Computes in float32 (weights
+    not autocast under a mixed precision policy); outputs take the input
+    dtype.
 
     Args:
         width: input and output width.
         num_heads: number of gate blocks; must divide `width`.
         c: the scale of log a (8 in Griffin), > 0.
         min_rad: smallest initial |a|, in (0, 1) (0.9 in Griffin, 0.5 in TRecViT).
+        gate_stddev: of the gate kernels' normal init; None: √(num_heads/width)
+            (TRecViT's official init: √(1/width), the fan-in over all heads).
         mode: the scan, "auto", "sequential", "parallel" or "chunked"; "auto"
             follows Keras's `training` flag as in `LRU` (True: the train-step
             choice; False or None: the forward one, on every backend).
         return_state: also return the final state, (outputs, state (batch, width)).
 
-    `call(inputs, initial_state=None, mask=None, training=None)`:
+    `call(inputs, initial_state=None, mask=None, training=None, reset=None)`:
     `initial_state` is the float32 state (batch, width). Where `mask` is
-    False the state is carried unchanged and the output is 0.
+    False the state is carried unchanged and the output is 0. `reset`
+    (batch,) booleans: the rows where it is True ignore `initial_state` and
+    reset at their first valid step, as if no state had been given (a
+    stream's first chunk, batched with streams already under way).
 
         rglru = RGLRU(64, num_heads=4)
         y = rglru(np.ones((2, 100, 64), "float32"))
         y.shape  # (2, 100, 64)
     """
 
-    def __init__(self, width, num_heads=1, c=8.0, min_rad=0.9, mode="auto", return_state=False, **kwargs):
+    def __init__(self, width, num_heads=1, c=8.0, min_rad=0.9, mode="auto", return_state=False,
+                 gate_stddev=None, **kwargs):
         kwargs.setdefault("autocast", False)  # float32 inside; outputs in the inputs' dtype
         super().__init__(mode=mode, return_state=return_state, **kwargs)
         self.width = check_positive_int("width", width, "RGLRU")
@@ -97,6 +120,7 @@ class RGLRU(RecurrentLayer):
                              f"width={width!r}, num_heads={num_heads!r}.")
         self.c = check_number("c", c, "RGLRU", 0.0, math.inf)
         self.min_rad = check_number("min_rad", min_rad, "RGLRU", 0.0, 1.0)
+        self.gate_stddev = check_gate_stddev(gate_stddev, "RGLRU")
 
     def state_spec(self, batch_size):
         return [("initial_state", (batch_size, self.width), "float32")]
@@ -104,7 +128,8 @@ class RGLRU(RecurrentLayer):
     def build(self, input_shape):
         self._build_input_dim(input_shape, self.width)
         h, w = self.num_heads, self.width // self.num_heads
-        kernel = keras.initializers.RandomNormal(stddev=math.sqrt(1.0 / w))
+        stddev = math.sqrt(1.0 / w) if self.gate_stddev is None else self.gate_stddev
+        kernel = keras.initializers.RandomNormal(stddev=stddev)
 
         def weight(name, shape, initializer):
             return self.add_weight(name=name, shape=shape, initializer=initializer, autocast=False)
@@ -115,10 +140,14 @@ class RGLRU(RecurrentLayer):
         self.a_gate_kernel = weight("a_gate_kernel", (h, w, w), fresh(kernel))
         self.a_gate_bias = weight("a_gate_bias", (h, w), "zeros")
 
-    def call(self, inputs, initial_state=None, mask=None, training=None):
+    def call(self, inputs, initial_state=None, mask=None, training=None, reset=None):
         self._check_inputs(inputs, self.width)
         dtype = inputs.dtype
         h0 = self._check_state(initial_state, inputs)
+        rows = None  # with a state: the rows that reset anyway, (batch, 1, 1)
+        if h0 is not None and reset is not None:
+            rows = ops.reshape(check_reset(reset, inputs, self._owner), (-1, 1, 1))
+            h0 = (ops.where(rows[:, 0], 0.0, ops.cast(h0[0], "float32")),)
         x = ops.cast(inputs, "float32")
         gate_x = ops.sigmoid(_block_diagonal(x, self.input_gate_kernel, self.input_gate_bias))
         gate_a = ops.sigmoid(_block_diagonal(x, self.a_gate_kernel, self.a_gate_bias))
@@ -126,13 +155,15 @@ class RGLRU(RecurrentLayer):
         a = ops.exp(log_a)
         multiplier = _sqrt_bound_derivative(1.0 - ops.exp(2.0 * log_a))
         m = self._mask(mask)
-        if h0 is None:  # reset at the first valid step: a = 0, multiplier = 1
+        if h0 is None or rows is not None:  # reset at the first valid step: a = 0, multiplier = 1
             if m is None:
-                reset = ops.equal(ops.arange(ops.shape(x)[1]), 0)[None, :, None]
+                first = ops.equal(ops.arange(ops.shape(x)[1]), 0)[None, :, None]
             else:
-                reset = ops.logical_and(m, ops.equal(ops.cumsum(ops.cast(m, "int32"), axis=1), 1))
-            a = ops.where(reset, 0.0, a)
-            multiplier = ops.where(reset, 1.0, multiplier)
+                first = ops.logical_and(m, ops.equal(ops.cumsum(ops.cast(m, "int32"), axis=1), 1))
+            if rows is not None:
+                first = ops.logical_and(first, rows)
+            a = ops.where(first, 0.0, a)
+            multiplier = ops.where(first, 1.0, multiplier)
         b = x * gate_x * multiplier
         if m is not None:
             a, b = ops.where(m, a, 1.0), ops.where(m, b, 0.0)
@@ -147,7 +178,11 @@ class RGLRU(RecurrentLayer):
             "num_heads": self.num_heads,
             "c": self.c,
             "min_rad": self.min_rad,
+            "gate_stddev": self.gate_stddev,
         }
+
+    def compute_output_spec(self, inputs, initial_state=None, mask=None, training=None, reset=None):
+        return super().compute_output_spec(inputs, initial_state, mask, training)
 
 
 @keras.saving.register_keras_serializable(package="glu_zoo")
@@ -165,8 +200,9 @@ class RecurrentBlock(RecurrentLayer):
     (width, lru_width) with `linear_y_bias`, `linear_x_bias`, `conv_kernel`
     (conv_width, lru_width), `conv_bias`, `linear_out_kernel` (lru_width,
     width), `linear_out_bias`, and the `rg_lru` sub-layer's. Init as
-    `recurrentgemma`: projections ~ N(0, 1/fan_in), conv ~ N(0, 0.01/conv_width),
-    biases and the norm scale 0.
+    `recurrentgemma`: projections ~ N(0, 1/fan_in) (`linear_out`:
+    N(0, out_init_scale/lru_width); TRecViT: out_init_scale = 2/depth),
+    conv ~ N(0, 0.01/conv_width), biases and the norm scale 0.
 
     Args:
         width: input and output width.
@@ -175,12 +211,16 @@ class RecurrentBlock(RecurrentLayer):
         conv_width: taps of the causal temporal convolution (4).
         mode: the RG-LRU scan mode (see `RGLRU`; the same "auto" rule).
         min_rad: RG-LRU initial smallest |a| (0.9 Griffin; TRecViT uses 0.5).
+        gate_stddev: of the RG-LRU gate kernels' init (see `RGLRU`).
+        out_init_scale: variance scale of `linear_out_kernel`'s init, > 0.
         return_state: also return the state (conv_state (batch, conv_width−1,
             lru_width), lru_state (batch, lru_width)); pass it back as
             `initial_state` so that a sequence run in chunks equals one run.
 
     `mask` goes to the RG-LRU (padded steps keep its state; the block's output
     there equals its input). The conv state is exact for unpadded inputs only.
+    `reset` (batch,) booleans: those rows ignore `initial_state` (zero conv
+    state, RG-LRU reset at the first step), as if none had been given.
 
         block = RecurrentBlock(64, lru_width=128, num_heads=4)
         y = block(np.ones((2, 100, 64), "float32"))
@@ -188,7 +228,7 @@ class RecurrentBlock(RecurrentLayer):
     """
 
     def __init__(self, width, lru_width=None, num_heads=1, conv_width=4, mode="auto",
-                 min_rad=0.9, return_state=False, **kwargs):
+                 min_rad=0.9, return_state=False, gate_stddev=None, out_init_scale=1.0, **kwargs):
         super().__init__(mode=mode, return_state=return_state, **kwargs)
         self.width = check_positive_int("width", width, "RecurrentBlock")
         self.lru_width = None if lru_width is None else check_positive_int("lru_width", lru_width, "RecurrentBlock")
@@ -198,8 +238,10 @@ class RecurrentBlock(RecurrentLayer):
             raise ValueError(f"RecurrentBlock: `lru_width` (default `width`) must be divisible by "
                              f"`num_heads`; got lru_width={lru_width or width!r}, num_heads={num_heads!r}.")
         self.min_rad = float(min_rad)
+        self.gate_stddev = check_gate_stddev(gate_stddev, "RecurrentBlock")
+        self.out_init_scale = check_number("out_init_scale", out_init_scale, "RecurrentBlock", 0.0, math.inf)
         self.rg_lru = RGLRU(self._lru_width, num_heads=num_heads, min_rad=min_rad, mode=mode,
-                            return_state=True, dtype=self.dtype_policy, name="rg_lru")
+                            return_state=True, gate_stddev=gate_stddev, dtype=self.dtype_policy, name="rg_lru")
 
     @property
     def _lru_width(self):
@@ -223,7 +265,7 @@ class RecurrentBlock(RecurrentLayer):
         self.linear_x_bias = self.add_weight(name="linear_x_bias", shape=(lw,), initializer="zeros")
         self.conv_kernel = self.add_weight(name="conv_kernel", shape=(k, lw), initializer=normal(k, 0.01))
         self.conv_bias = self.add_weight(name="conv_bias", shape=(lw,), initializer="zeros")
-        self.linear_out_kernel = self.add_weight(name="linear_out_kernel", shape=(lw, d), initializer=normal(lw))
+        self.linear_out_kernel = self.add_weight(name="linear_out_kernel", shape=(lw, d), initializer=normal(lw, self.out_init_scale))
         self.linear_out_bias = self.add_weight(name="linear_out_bias", shape=(d,), initializer="zeros")
         self.rg_lru.build((input_shape[0], input_shape[1], lw))
 
@@ -242,16 +284,20 @@ class RecurrentBlock(RecurrentLayer):
             out = out + padded[:, tap:tap + t] * self.conv_kernel[tap]
         return out, padded[:, -(k - 1):]
 
-    def call(self, inputs, initial_state=None, mask=None, training=None):
+    def call(self, inputs, initial_state=None, mask=None, training=None, reset=None):
         self._check_inputs(inputs, self.width)
         conv_state, lru_state = self._check_state(initial_state, inputs) or (None, None)
+        if conv_state is not None and reset is not None:
+            rows = check_reset(reset, inputs, self._owner)
+            conv_state = ops.where(ops.reshape(rows, (-1, 1, 1)), 0.0, ops.cast(conv_state, self.compute_dtype))
         x = ops.cast(inputs, "float32")
         normed = ops.rms_normalization(x, scale=1.0 + self.norm_scale, axis=-1, epsilon=1e-6)
         normed = ops.cast(normed, self.compute_dtype)
         y = ops.gelu(ops.matmul(normed, self.linear_y_kernel) + self.linear_y_bias, approximate=True)
         u = ops.matmul(normed, self.linear_x_kernel) + self.linear_x_bias
         u, conv_state = self._conv(u, conv_state)
-        h, lru_state = self.rg_lru(u, initial_state=lru_state, mask=mask, training=training)
+        h, lru_state = self.rg_lru(u, initial_state=lru_state, mask=mask, training=training,
+                                   reset=None if lru_state is None else reset)
         out = ops.matmul(ops.cast(h, y.dtype) * y, self.linear_out_kernel) + self.linear_out_bias
         if mask is not None:
             out = ops.where(self._mask(mask), out, 0.0)
@@ -269,4 +315,9 @@ class RecurrentBlock(RecurrentLayer):
             "num_heads": self.num_heads,
             "conv_width": self.conv_width,
             "min_rad": self.min_rad,
+            "gate_stddev": self.gate_stddev,
+            "out_init_scale": self.out_init_scale,
         }
+
+    def compute_output_spec(self, inputs, initial_state=None, mask=None, training=None, reset=None):
+        return super().compute_output_spec(inputs, initial_state, mask, training)

@@ -88,6 +88,53 @@ def test_initialisation_follows_griffin():
     assert abs(np.mean(a**2) - (0.25 + 0.999**2) / 2) < 0.02
 
 
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_reset_rows_ignore_the_state(mode, rng):
+    """Rows marked by `reset` run as if no state were given (the stream's first
+    chunk); the other rows carry theirs, for RGLRU and RecurrentBlock."""
+    x = sequences(rng, width=6)
+    reset = np.array([True, False])
+    rg = RGLRU(6, num_heads=2, mode=mode, return_state=True)
+    rg.build(x.shape)
+    w = randomise(rg, rng, skip=("a_param",))
+    h0 = rng.normal(size=(B, 6)).astype("float32")
+    y, h = rg(x, initial_state=h0, reset=reset)
+    fresh_y, fresh_h = ref.rglru(x[:1], w)
+    kept_y, kept_h = ref.rglru(x[1:], w, h0=h0[1:])
+    np.testing.assert_allclose(to_numpy(y), np.concatenate([fresh_y, kept_y]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(h), np.concatenate([fresh_h, kept_h]), rtol=1e-4, atol=1e-5)
+
+    block = RecurrentBlock(D, lru_width=6, num_heads=3, mode=mode, return_state=True)
+    block.build((B, T, D))
+    w = randomise(block, rng, skip=("a_param",))
+    x = sequences(rng)
+    state = (rng.normal(size=(B, 3, 6)).astype("float32"), rng.normal(size=(B, 6)).astype("float32"))
+    y, (conv, lru) = block(x, initial_state=state, reset=reset)
+    fresh, (fresh_conv, fresh_lru) = ref.recurrent_block(x[:1], w)
+    kept, (kept_conv, kept_lru) = ref.recurrent_block(x[1:], w, state=(state[0][1:], state[1][1:]))
+    np.testing.assert_allclose(to_numpy(y), np.concatenate([fresh, kept]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(conv), np.concatenate([fresh_conv, kept_conv]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(lru), np.concatenate([fresh_lru, kept_lru]), rtol=1e-4, atol=1e-4)
+    # Without the reset, the first row's zero state is not the same as no state (√(1 − a²) ≠ 1).
+    zero = (np.zeros((B, 3, 6), "float32"), np.zeros((B, 6), "float32"))
+    assert np.abs(to_numpy(block(x, initial_state=zero)[0])[:1] - fresh).max() > 1e-3
+
+
+def test_trecvit_initialisation_arguments():
+    """TRecViT's official init: gate kernels N(0, 1/lru_width) over all heads,
+    linear_out N(0, (2/depth)/lru_width)."""
+    block = RecurrentBlock(64, lru_width=1024, num_heads=8, gate_stddev=np.sqrt(1 / 1024), out_init_scale=0.25)
+    block.build((1, 2, 64))
+    w = weights_below(block)
+    assert abs(w["rg_lru/a_gate_kernel"].std() - np.sqrt(1 / 1024)) < 0.002
+    assert abs(w["rg_lru/input_gate_kernel"].std() - np.sqrt(1 / 1024)) < 0.002
+    assert abs(w["linear_out_kernel"].std() - np.sqrt(0.25 / 1024)) < 0.001
+    default = RecurrentBlock(64, lru_width=1024, num_heads=8)
+    default.build((1, 2, 64))
+    assert abs(weights_below(default)["rg_lru/a_gate_kernel"].std() - np.sqrt(1 / 128)) < 0.005
+    assert abs(weights_below(default)["linear_out_kernel"].std() - np.sqrt(1 / 1024)) < 0.002
+
+
 # --- the gradient of √ -------------------------------------------------------------------------
 
 def test_sqrt_bound_derivative():
@@ -127,3 +174,10 @@ def test_block_bad_inputs_and_state(rng):
         block(x, initial_state=np.zeros((B, 6), "float32"))
     with pytest.raises(ValueError, match=r"`lru_state` must have shape \(2, 6\); got shape \(2, 7\)"):
         block(x, initial_state=(np.zeros((B, 3, 6), "float32"), np.zeros((B, 7), "float32")))
+    state = (np.zeros((B, 3, 6), "float32"), np.zeros((B, 6), "float32"))
+    with pytest.raises(ValueError, match=r"`reset` must have shape \(2,\) \(one flag per row\); got shape \(2, 1\)"):
+        block(x, initial_state=state, reset=np.zeros((B, 1), bool))
+    with pytest.raises(ValueError, match=r"`gate_stddev` must be a number in \(0.0, inf\); got -1"):
+        RecurrentBlock(D, gate_stddev=-1)
+    with pytest.raises(ValueError, match=r"`out_init_scale` must be a number in \(0.0, inf\); got 0"):
+        RecurrentBlock(D, out_init_scale=0)
