@@ -315,37 +315,46 @@ def test_a_run_that_dies_after_its_last_epoch_resumes_without_training_again(tmp
         with pytest.raises(Died):
             training.train(resume_recipe(), out=tmp_path, verbose=0)
     assert training.Backup.read(tmp_path / "backup")["epoch"] == 4 and not (tmp_path / "result.json").exists()
+    strays = [tmp_path / "best.partial.weights.h5", tmp_path / "log.csv.partial", tmp_path / "result.json.partial",
+              tmp_path / "backup" / "training_metadata.json.partial"]  # writes that did not finish
+    for stray in strays:
+        stray.write_bytes(b"\x89HDF\r\n")
     counter = Steps()
     resumed = training.train(resume_recipe(), out=tmp_path, verbose=0, callbacks=[counter])
+    assert not any(stray.exists() for stray in strays)
     assert counter.iterations == [] and resumed["examples_per_second"] is None
     assert resumed["metrics"] == whole_result["metrics"]
     _assert_same_weights(tmp_path, whole)
 
 
 # Every write of a run, and what a kill at that moment leaves on disk. The
-# run's folder is copied at each write point of one instrumented run (the
-# last epoch's writes, the preset, result.json, the backup's deletion): a
-# copy taken at the instant is what SIGKILL leaves (no `finally` runs, no
-# buffer is flushed by a close), and "during" cuts the file being written in
-# half in the copy. The two SIGKILL tests above kill real processes. Each
-# point maps to the epochs its backup holds after the kill (None: none), and
-# whether result.json, the last file of a run, was written (it is finished).
+# uninterrupted run's folder is copied at each of its write points (the last
+# epoch's writes, the preset, result.json, the backup's deletion), and each
+# copy is resumed: one run gives every point. A copy taken at the instant
+# holds what SIGKILL leaves on disk (unlike a raised exception, nothing runs
+# after it: no `finally`, no close that flushes a buffer); "during" cuts the
+# file being written in half in the copy. The two SIGKILL tests above kill
+# real processes. Each point maps to the epochs its backup holds after the
+# kill (None: none), and whether result.json, the last file of a run, was
+# written (the run is finished).
 LAST = 3  # the in-fit points are in the last epoch (index 3): a resume replays one epoch
 WRITE_POINTS = {
     "best.weights.h5 during": (LAST, False),  # the best epoch's weights, cut (the last epoch is the best one)
     "log.csv row cut": (LAST, False),  # best.weights.h5 is newer than the backup
-    # epoch-00004.weights.h5 whole but not committed; training_metadata.json.partial cut. (A kill while the
-    # weights are written leaves them cut and not committed: the SIGKILL test above.)
-    "backup metadata during": (LAST, False),
+    "backup weights during": (LAST, False),  # epoch-00004.weights.h5 cut, not committed
+    "backup metadata during": (LAST, False),  # epoch-00004 whole, not committed; training_metadata.json.partial cut
     "backup metadata after": (LAST + 1, False),  # committed; the old epoch-00003.weights.h5 not yet removed
-    # The preset is written in place (until result.json, the run is not finished): metadata.json, its last
-    # file, cut. (Its config.json or model.weights.h5 cut are left out: the resume writes all three again
-    # all the same, and each point costs 2 s on TensorFlow.)
+    # The preset is written in place, config.json, model.weights.h5, metadata.json in turn (until
+    # result.json exists the run is not finished, and a resume writes the preset again, whole).
+    "preset config.json during": (LAST + 1, False),
+    "preset model.weights.h5 during": (LAST + 1, False),
     "preset metadata.json during": (LAST + 1, False),
     "result.json during": (LAST + 1, False),
     "result.json after": (LAST + 1, True),  # the backup not yet deleted
     "delete_backup during": (None, True),  # training_metadata.json removed, the rest not
 }
+# Left out, as the same state as a point above: "before" a file (the state "after" the write before it),
+# and "after" the backup weights (whole, not committed: part of "backup metadata during").
 
 
 class Snapshots:
@@ -354,7 +363,7 @@ class Snapshots:
     def __init__(self, live, folder):
         self.live, self.folder, self.epoch, self.taken = live, folder, None, {}
 
-    def take(self, point, cut=None, cut_last_row=False):
+    def take(self, point, cut=None, cut_last_row=False, unwritten=()):
         if point in self.taken:
             return
         copy = self.folder / f"{len(self.taken):02d}"
@@ -362,6 +371,8 @@ class Snapshots:
         if cut is not None:  # a write stopped half-way
             target = copy / pathlib.Path(cut).relative_to(self.live)
             os.truncate(target, target.stat().st_size // 2)
+        for path in unwritten:  # files written after the cut one
+            (copy / pathlib.Path(path).relative_to(self.live)).unlink()
         if cut_last_row:
             data = (copy / "log.csv").read_bytes()
             row = data.rstrip(b"\r\n").rsplit(b"\n", 1)[1]
@@ -382,8 +393,11 @@ class Snapshots:
 
         def saving(self, filepath, *args, **kwargs):
             save_weights(self, filepath, *args, **kwargs)
-            if pathlib.Path(filepath).name.startswith("best") and snaps.epoch == LAST:
+            name = pathlib.Path(filepath).name
+            if name.startswith("best") and snaps.epoch == LAST:
                 snaps.take("best.weights.h5 during", cut=filepath)
+            if name == f"epoch-{LAST + 1:05d}.weights.h5":
+                snaps.take("backup weights during", cut=filepath)
 
         def logging(self, epoch, logs=None):
             log_row(self, epoch, logs)
@@ -400,9 +414,12 @@ class Snapshots:
             if point:
                 snaps.take(f"{point} after")
 
-        def saving_preset(model, path, *args, **kwargs):  # metadata.json is the preset's last file
+        def saving_preset(model, path, *args, **kwargs):
+            assert not pathlib.Path(path).exists()
             saved = save_preset(model, path, *args, **kwargs)
-            snaps.take("preset metadata.json during", cut=pathlib.Path(path) / "metadata.json")
+            files = [pathlib.Path(path) / name for name in ("config.json", "model.weights.h5", "metadata.json")]
+            for i, file in enumerate(files):
+                snaps.take(f"preset {file.name} during", cut=file, unwritten=files[i + 1:])
             return saved
 
         def removing(path, *args, **kwargs):
@@ -480,16 +497,17 @@ def test_a_backup_without_its_best_weights_trains_afresh(write_points, uninterru
 
 
 @pytest.mark.slow
-def test_nan_metrics_are_valid_json_and_a_second_training_into_the_folder_is_refused(tmp_path, monkeypatch):
+def test_nan_metrics_are_valid_json_and_a_second_training_into_the_folder_is_refused(tmp_path, monkeypatch,
+                                                                                       compile_cache):
     evaluate = keras.Model.evaluate
 
     def diverged(self, *args, **kwargs):  # as if the loss had diverged
         return {**evaluate(self, *args, **kwargs), "loss": float("nan")}
 
     class SecondTraining(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+        def on_train_begin(self, logs=None):
             with pytest.raises(ValueError) as refused:
-                training.train(tiny_recipe(epochs=1), out=tmp_path, verbose=0)
+                training.train(resume_recipe(), out=tmp_path, verbose=0)
             refusals.append(str(refused.value))
 
     def no_constant(name):
@@ -497,7 +515,7 @@ def test_nan_metrics_are_valid_json_and_a_second_training_into_the_folder_is_ref
 
     refusals = []
     monkeypatch.setattr(keras.Model, "evaluate", diverged)
-    result = training.train(tiny_recipe(epochs=1), out=tmp_path, verbose=0, callbacks=[SecondTraining()])
+    result = training.train(resume_recipe(), out=tmp_path, verbose=0, callbacks=[SecondTraining()])
     assert refusals == [f"train: the run folder `out` {tmp_path} is in use by another training (process "
                         f"{os.getpid()}); wait for it to end or pass another `out`."]
     assert math.isnan(result["metrics"]["loss"]) and result["metrics"]["accuracy"] > 0
@@ -664,6 +682,31 @@ def test_backup_weights_that_are_missing_or_do_not_load_are_a_named_error(tmp_pa
     with pytest.raises(ValueError, match=rf"{re.escape(str(metadata))} is not a backup .*\(its weights "
                                          rf".*epoch-00002.weights.h5 do not load: .*\); pass overwrite=True"):
         training.train(recipe, out=tmp_path, verbose=0)
+
+
+def test_a_resume_needs_the_log_of_the_backed_up_epochs_and_the_best_weights(tmp_path):
+    import h5py
+
+    header = "epoch,accuracy,loss,val_accuracy,val_loss\r\n"
+    rows = [f"{e},0.{e}5,2.{e},0.{e}4,2.{e}1\r\n" for e in range(5)]
+    log, best = tmp_path / "log.csv", tmp_path / "best.weights.h5"
+    with h5py.File(best, "w") as f:
+        f["dense/kernel"] = np.ones((3, 2))
+    log.write_text(header + "".join(rows[:4]) + rows[4][:7], newline="")  # epoch 4's row cut by a kill
+    assert training._resumable(tmp_path, 3, validation=True) is None
+    assert log.read_bytes().decode() == header + "".join(rows[:3])  # what the replayed epochs will log again
+    assert training._best_so_far(log, "val_accuracy") == 0.24
+    log.write_text(header + rows[0] + rows[2], newline="")
+    assert training._resumable(tmp_path, 3, validation=False) == "log.csv holds the epochs [0, 2], not each of 0-2 once"
+    log.write_text(header + rows[0] + rows[1] + rows[1] + rows[2], newline="")
+    assert "not each of 0-2 once" in training._resumable(tmp_path, 3, validation=False)
+    log.unlink()
+    assert training._resumable(tmp_path, 3, validation=False) == "log.csv is missing or unreadable"
+    log.write_text(header + "".join(rows[:3]), newline="")
+    os.truncate(best, best.stat().st_size // 2)
+    assert training._resumable(tmp_path, 3, validation=False) is None  # without validation, no best weights
+    assert "best.weights.h5 (the best epoch's weights) is missing or unreadable" in training._resumable(
+        tmp_path, 3, validation=True)
 
 
 def test_images_of_the_wrong_size_are_refused(tmp_path):
