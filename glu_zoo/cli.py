@@ -127,7 +127,7 @@ def _run(args):
             _list()
             return 0
         _set_backend(args.backend)
-        from glu_zoo import training
+        from glu_zoo import presets, training
 
         if args.command == "train":
             result = training.train(
@@ -144,11 +144,11 @@ def _run(args):
             return 0
         result = training.evaluate(args.preset)
         if args.json:
-            print(json.dumps(result))
+            print(presets.dump_json(result))
         else:
             metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
-            print(f"{result['preset']} on {result['backend']}: test {metrics}; "
-                  f"largest difference from recorded outputs {result['expected_output_error']:.2e}")
+            print(f"{args.preset} ({result['source']} preset {result['preset']}) on {result['backend']}: "
+                  f"test {metrics}; largest difference from recorded outputs {result['expected_output_error']:.2e}")
         return 0
     except ValueError as error:
         print(f"glu-zoo: error: {error}", file=sys.stderr)

@@ -698,19 +698,31 @@ def _as_float32(model, recipe):
 def evaluate(name_or_path):
     """Test metrics of a preset on its recipe's test split, on the current backend.
 
-    Returns a dict with `metrics`, `backend`, `preset`, `recipe`, `examples`
-    (the test split's size) and `expected_output_error` (largest difference from the recorded outputs).
+    Returns a dict with `metrics`, `backend`, `preset` (the folder loaded),
+    `source` ("shipped" for a bare shipped name, else "folder"), `recipe`,
+    `examples` (the test split's size) and `expected_output_error` (largest
+    difference from the recorded outputs). A preset whose metadata names no
+    usable recipe is a `PresetError` naming its metadata.json.
     """
-    metadata = presets.get_metadata(name_or_path)
-    model = presets.load(name_or_path)
-    recipe = recipes_lib.Recipe(**metadata["recipe"])
+    folder, source = presets.resolve(name_or_path)
+    metadata = presets.get_metadata(folder)
+    try:
+        recipe = recipes_lib.Recipe(**metadata["recipe"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise presets.PresetError(
+            f"{folder / 'metadata.json'}: no usable 'recipe' ({type(error).__name__}: {error}); evaluate needs "
+            f"the recipe that trained the preset (its test split). A preset from save_to_preset without one "
+            f"loads with from_preset."
+        ) from None
+    model = presets.load(folder)
     splits = data_lib.load(recipe.data, **recipe.data_options)
     x_test, y_test = splits.test
     model.check_inputs(x_test, "test inputs")
     _compile(model)
     scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     return {
-        "preset": str(name_or_path),
+        "preset": str(folder),
+        "source": source,
         "recipe": recipe.name,
         "backend": keras.backend.backend(),
         "metrics": {k: float(v) for k, v in scores.items() if k != "compile_metrics"},

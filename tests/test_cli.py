@@ -23,6 +23,20 @@ def test_evaluate_json(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert result["backend"] == BACKEND and result["metrics"]["accuracy"] > 0.96
+    assert result["source"] == "shipped" and result["preset"].endswith("activator_vit_reduced_digits")
+
+
+def test_evaluate_says_which_preset_it_loaded_and_wants_a_recipe(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _copy("vit_digits", tmp_path)
+    _tamper(tmp_path / "vit_digits", metadata=lambda m: m.pop("recipe"))
+    assert cli.main(["evaluate", "./vit_digits"]) == 2
+    err = capsys.readouterr().err
+    assert "vit_digits/metadata.json: no usable 'recipe' (KeyError" in err and len(err.strip().splitlines()) == 1
+    with pytest.warns(UserWarning, match=r"'vit_digits' is the shipped preset"):
+        assert cli.main(["evaluate", "vit_digits"]) == 0  # the bare name: the shipped preset, not ./vit_digits
+    out = capsys.readouterr().out
+    assert out.startswith("vit_digits (shipped preset ") and "glu_zoo/presets/vit_digits) on " in out
 
 
 def test_unknown_recipe_is_an_error_listing_the_known_ones(capsys, tmp_path):
