@@ -370,3 +370,80 @@ def shift_image(image, dy, dx):
             if 0 <= y - dy < h and 0 <= x - dx < w:
                 out[y, x] = image[y - dy, x - dx]
     return out
+
+
+# TRecViT
+# --- TRecViT (Pătrăucean et al. 2024, arXiv 2412.14294), written from the official JAX model's
+# formulas, on its own parameter names ('/'-joined Flax names as in trecvit_B_k400.npz, leading
+# singleton axes kept), independent of glu_zoo's layers and weight names. float64.
+
+def trecvit_griffin_block(x, p):
+    """recurrentgemma's ResidualBlock without MLP on x (rows, T, d), `p` below
+    `encoder/residualblock_XX/`: x + RecurrentBlock(RMSNorm(x)), reset at t = 0."""
+    q = below(p, "recurrent_block/")
+    n = x / np.sqrt(np.mean(x**2, -1, keepdims=True) + 1e-6) * (1.0 + p["temporal_pre_norm/scale"])
+    y = gelu_tanh(n @ q["linear_y/kernel"] + q["linear_y/bias"])
+    u = n @ q["linear_x/kernel"] + q["linear_x/bias"]
+    w = q["conv_1d/w"]  # w[-1] multiplies the current frame, w[-1 - s] frame t − s
+    conv = np.zeros_like(u) + q["conv_1d/b"]
+    for t in range(u.shape[1]):
+        for s in range(min(w.shape[0], t + 1)):
+            conv[:, t] += u[:, t - s] * w[w.shape[0] - 1 - s]
+    gate_x = sigmoid(block_diagonal(conv, q["rg_lru/input_gate/w"], q["rg_lru/input_gate/b"]))
+    gate_a = sigmoid(block_diagonal(conv, q["rg_lru/a_gate/w"], q["rg_lru/a_gate/b"]))
+    log_a = -8.0 * gate_a * np.log1p(np.exp(q["rg_lru/a_param"]))
+    a, m = np.exp(log_a), np.sqrt(1.0 - np.exp(2.0 * log_a))
+    a[:, 0], m[:, 0] = 0.0, 1.0  # the reset at segment position 0
+    h = np.zeros_like(conv[:, 0])
+    out = np.zeros_like(conv)
+    for t in range(conv.shape[1]):
+        h = a[:, t] * h + m[:, t] * gate_x[:, t] * conv[:, t]
+        out[:, t] = h
+    return x + (out * y) @ q["linear_out/kernel"] + q["linear_out/bias"]
+
+
+def trecvit_vit_block(x, p):
+    """big_vision's Encoder1DBlock on x (rows, N, d): Flax MultiHeadDotProductAttention
+    (kernels (d, H, k), out (H, k, d)) and a tanh-GELU MLP, LayerNorms ε 1e-6."""
+    def ln(t, name):
+        return layer_norm(t, p[f"{name}/scale"], p[f"{name}/bias"], 1e-6)
+
+    att = below(p, "MultiHeadDotProductAttention_0/")
+    h = ln(x, "LayerNorm_0")
+    q, k, v = (np.einsum("bnd,dhk->bnhk", h, att[f"{n}/kernel"]) + att[f"{n}/bias"] for n in ("query", "key", "value"))
+    weights = softmax(np.einsum("bqhk,bshk->bhqs", q / np.sqrt(q.shape[-1]), k))
+    x = x + np.einsum("bqhk,hkd->bqd", np.einsum("bhqs,bshk->bqhk", weights, v), att["out/kernel"]) + att["out/bias"]
+    mlp_block = below(p, "MlpBlock_0/")
+    h = gelu_tanh(ln(x, "LayerNorm_1") @ mlp_block["Dense_0/kernel"] + mlp_block["Dense_0/bias"])
+    return x + h @ mlp_block["Dense_1/kernel"] + mlp_block["Dense_1/bias"]
+
+
+def trecvit(frames, p, frames_per_clip=None):
+    """The official TRecViT forward: frames (B, T, H, W, C) → logits (B, K).
+    Clips: max(T // frames_per_clip, 1) equal parts, each on its own; per
+    frame: patches (the 3-D conv kernel (1, p, p, C, d)) + pos_embedding, then
+    cls first; per layer: the Griffin block over time for every token, the ViT
+    block over the tokens of each frame; encoder_norm; tanh(pre_logits) of the
+    class token, mean over the clip's frames, cls_head; mean over clips."""
+    b, t = frames.shape[:2]
+    clips = 1 if frames_per_clip is None else max(t // frames_per_clip, 1)
+    assert t % clips == 0
+    t //= clips
+    x = frames.astype(np.float64).reshape(b * clips * t, *frames.shape[2:])
+    kernel = p["tokenizer/embedding/kernel"][0]
+    tokens = patch_embedding(x, kernel, p["tokenizer/embedding/bias"], kernel.shape[0])
+    tokens = tokens + p["tokenizer/pos_embedding"][0]
+    cls = np.broadcast_to(p["tokenizer/cls"][0], (tokens.shape[0], 1, tokens.shape[2]))
+    x = np.concatenate([cls, tokens], axis=1)
+    n, d = x.shape[1:]
+    x = x.reshape(b * clips, t, n, d)
+    depth = len({k.split("/")[1] for k in p if k.startswith("encoder/residualblock_")})
+    for i in range(depth):
+        rows = x.transpose(0, 2, 1, 3).reshape(-1, t, d)
+        rows = trecvit_griffin_block(rows, below(p, f"encoder/residualblock_{i:02d}/"))
+        x = rows.reshape(b * clips, n, t, d).transpose(0, 2, 1, 3)
+        x = trecvit_vit_block(x.reshape(-1, n, d), below(p, f"encoder/encoderblock_{i}/")).reshape(b * clips, t, n, d)
+    x = layer_norm(x, p["encoder/encoder_norm/scale"], p["encoder/encoder_norm/bias"], 1e-6)
+    z = np.tanh(x[:, :, 0] @ p["decoder/pre_logits/kernel"] + p["decoder/pre_logits/bias"])
+    logits = z.mean(axis=1) @ p["decoder/cls_head/kernel"] + p["decoder/cls_head/bias"]
+    return logits.reshape(b, clips, -1).mean(axis=1)

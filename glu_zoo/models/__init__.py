@@ -8,12 +8,13 @@ from glu_zoo.models.activator import ARCHITECTURES as _ACTIVATOR, ActivatorViT
 from glu_zoo.models.base import ZooModel
 from glu_zoo.models.lru_classifier import ARCHITECTURES as _LRU, LRUClassifier
 from glu_zoo.models.transformer_classifier import ARCHITECTURES as _TRANSFORMER, TransformerClassifier
+from glu_zoo.models.trecvit import ARCHITECTURES as _TRECVIT, TRecViT
 from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
 
-__all__ = ["ActivatorViT", "LRUClassifier", "TransformerClassifier", "ViT", "ZooModel", "build",
+__all__ = ["ActivatorViT", "LRUClassifier", "TransformerClassifier", "TRecViT", "ViT", "ZooModel", "build",
            "list_architectures"]
 
-_ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER}
+_ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT}
 
 
 def list_architectures():
