@@ -265,7 +265,8 @@ class RecurrentBlock(RecurrentLayer):
         self.linear_x_bias = self.add_weight(name="linear_x_bias", shape=(lw,), initializer="zeros")
         self.conv_kernel = self.add_weight(name="conv_kernel", shape=(k, lw), initializer=normal(k, 0.01))
         self.conv_bias = self.add_weight(name="conv_bias", shape=(lw,), initializer="zeros")
-        self.linear_out_kernel = self.add_weight(name="linear_out_kernel", shape=(lw, d), initializer=normal(lw, self.out_init_scale))
+        self.linear_out_kernel = self.add_weight(name="linear_out_kernel", shape=(lw, d),
+                                                 initializer=normal(lw, self.out_init_scale))
         self.linear_out_bias = self.add_weight(name="linear_out_bias", shape=(d,), initializer="zeros")
         self.rg_lru.build((input_shape[0], input_shape[1], lw))
 

@@ -521,7 +521,8 @@ class TRecViT(ZooModel):
                 names[f"{prefix}MultiHeadDotProductAttention_0/{flax}/kernel"] = (dense.kernel, 0)
                 names[f"{prefix}MultiHeadDotProductAttention_0/{flax}/bias"] = (dense.bias, 0)
             mlp = enc.mlp_layer
-            for flax, (kernel, bias) in (("Dense_0", ("kernel_in", "bias_in")), ("Dense_1", ("kernel_out", "bias_out"))):
+            for flax, (kernel, bias) in (("Dense_0", ("kernel_in", "bias_in")),
+                                         ("Dense_1", ("kernel_out", "bias_out"))):
                 names[f"{prefix}MlpBlock_0/{flax}/kernel"] = (getattr(mlp, kernel), 0)
                 names[f"{prefix}MlpBlock_0/{flax}/bias"] = (getattr(mlp, bias), 0)
         final_norm = self.get_layer("final_norm")

@@ -202,8 +202,8 @@ def test_mixed_bfloat16_policy(cls, kind):
 # --- bad input -----------------------------------------------------------------
 
 def test_unknown_activation_and_variant_list_the_allowed_names():
-    with pytest.raises(ValueError, match=r"`activation` 'tanh'.*relu, gelu, gelu_tanh, swish, golu, atlu, xatlu, xgelu, "
-                                            r"xsilu"):
+    with pytest.raises(ValueError, match=r"`activation` 'tanh'.*relu, gelu, gelu_tanh, swish, golu, atlu, xatlu, "
+                                           r"xgelu, xsilu"):
         FFN(8, activation="tanh")
     with pytest.raises(ValueError, match=r"`variant` 'SwiGLU'.*glu, bilinear, reglu, geglu, swiglu, goglu, "
                                          r"xatglu, xgeglu, xswiglu"):

@@ -58,7 +58,7 @@ def official_checkpoint(rng, d=16, depth=2, heads=2, mlp=24, patch=4, channels=2
         return (rng.normal(size=shape) * std).astype(dtype)
 
     p = {
-        "tokenizer/embedding/kernel": normal(1, patch, patch, channels, d, std=1.0 / math.sqrt(patch * patch * channels)),
+        "tokenizer/embedding/kernel": normal(1, patch, patch, channels, d, std=1.0 / (patch * math.sqrt(channels))),
         "tokenizer/embedding/bias": normal(d, std=0.1),
         "tokenizer/pos_embedding": normal(1, patches, d, std=0.5),
         "tokenizer/cls": normal(1, 1, d, std=0.5),
