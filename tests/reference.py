@@ -190,6 +190,25 @@ def vit(x, w, patch_size, num_layers, kind, pooling):
     return pooled @ w["head/kernel"] + w["head/bias"]
 
 
+def vivit(clips, w, patch_size, num_layers, kind, attention):
+    """ViViT (Arnab et al. 2021, arXiv 2103.15691) on clips (B, T, H, W, C):
+    per-frame patches; "joint": [cls; all T·N patches] + positions, blocks
+    over all of them; "frame": [cls; N patches] + positions per frame, the
+    blocks per frame, the head per frame, logits averaged over T."""
+    b, t = clips.shape[:2]
+    h = patch_embedding(clips.reshape(b * t, *clips.shape[2:]), w["patch_embedding/conv/kernel"],
+                        w["patch_embedding/conv/bias"], patch_size)
+    if attention == "joint":
+        h = h.reshape(b, -1, h.shape[-1])
+    token = np.broadcast_to(w["class_token/token"], (h.shape[0], 1, h.shape[2]))
+    h = np.concatenate([token, h], axis=1) + w["position_embedding/embeddings"]
+    for i in range(num_layers):
+        h = transformer_encoder_block(h, below(w, f"block_{i}/"), kind)
+    h = layer_norm(h, w["final_norm/gamma"], w["final_norm/beta"], 1e-6)
+    logits = h[:, 0] @ w["head/kernel"] + w["head/bias"]
+    return logits if attention == "joint" else logits.reshape(b, t, -1).mean(axis=1)
+
+
 def masked_mean(h, mask):
     """Mean over axis 1 of the steps where mask is 1; zeros where it keeps none."""
     return (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)

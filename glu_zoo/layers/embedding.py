@@ -9,7 +9,8 @@ from keras import ops
 
 from glu_zoo.layers.checks import check_floating, check_positive_int
 
-__all__ = ["PatchEmbedding", "ClassToken", "PositionEmbedding", "check_image_shape", "check_images_shape", "check_patch_size"]
+__all__ = ["PatchEmbedding", "ClassToken", "PositionEmbedding", "check_frames_shape", "check_image_shape",
+           "check_image_size", "check_images_shape", "check_patch_size"]
 
 
 def check_image_shape(image_shape, owner):
@@ -51,6 +52,27 @@ def check_images_shape(shape, image_shape, owner):
             f"{owner}: expected images of shape {(None, *image_shape)}; "
             f"got shape {tuple(shape)}."
         )
+
+
+def check_image_size(image_size, owner):
+    """`image_size` an int (square) or (height, width) of positive ints, as a tuple (H, W)."""
+    size = (image_size, image_size) if isinstance(image_size, int) and not isinstance(image_size, bool) else image_size
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in size)):
+        raise ValueError(f"{owner}: `image_size` must be a positive integer or a pair (height, width) of "
+                         f"positive integers; got {image_size!r}.")
+    return tuple(size)
+
+
+def check_frames_shape(shape, image_shape, owner):
+    """A ValueError naming both shapes unless `shape` is (batch, frames, *image_shape)
+    with at least one frame."""
+    shape = tuple(shape)
+    if len(shape) != 5 or tuple(shape[2:]) != tuple(image_shape):
+        raise ValueError(f"{owner}: expected frames of shape (batch, frames, height, width, channels) = "
+                         f"{(None, None, *image_shape)}; got shape {shape}.")
+    if shape[1] == 0:
+        raise ValueError(f"{owner}: the frames must hold at least one frame; got shape {shape}.")
 
 
 @keras.saving.register_keras_serializable(package="glu_zoo")

@@ -10,11 +10,12 @@ from glu_zoo.models.lru_classifier import ARCHITECTURES as _LRU, LRUClassifier
 from glu_zoo.models.transformer_classifier import ARCHITECTURES as _TRANSFORMER, TransformerClassifier
 from glu_zoo.models.trecvit import ARCHITECTURES as _TRECVIT, TRecViT
 from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
+from glu_zoo.models.vivit import ARCHITECTURES as _VIVIT, ViViT
 
-__all__ = ["ActivatorViT", "LRUClassifier", "TransformerClassifier", "TRecViT", "ViT", "ZooModel", "build",
+__all__ = ["ActivatorViT", "LRUClassifier", "TransformerClassifier", "TRecViT", "ViT", "ViViT", "ZooModel", "build",
            "list_architectures"]
 
-_ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT}
+_ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT, **_VIVIT}
 
 
 def list_architectures():

@@ -12,38 +12,14 @@ import numpy as np
 from keras import ops
 
 from glu_zoo.layers.checks import check_choice, check_dropout, check_number, check_positive_int
-from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding, check_patch_size
+from glu_zoo.layers.embedding import (ClassToken, PatchEmbedding, PositionEmbedding, check_frames_shape,
+                                      check_image_size, check_patch_size)
 from glu_zoo.layers.rglru import RecurrentBlock
 from glu_zoo.layers.transformer import TransformerEncoderBlock, check_heads, check_mlp
 from glu_zoo.models.base import ZooModel, check_batch
 from glu_zoo.ops.scan import SCAN_MODES
 
 __all__ = ["TRecViT", "VideoTokenizer", "TRecViTLayer", "ARCHITECTURES"]
-
-
-def _image_size(image_size, owner):
-    """`image_size` an int (square) or (height, width) of positive ints, as a tuple (H, W)."""
-    size = (image_size, image_size) if isinstance(image_size, int) and not isinstance(image_size, bool) else image_size
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in size)):
-        raise ValueError(f"{owner}: `image_size` must be a positive integer or a pair (height, width) of "
-                         f"positive integers; got {image_size!r}.")
-    return tuple(size)
-
-
-def _frames_shape_error(owner, image_shape, shape):
-    return ValueError(f"{owner}: expected frames of shape (batch, frames, height, width, channels) = "
-                      f"{(None, None, *image_shape)}; got shape {tuple(shape)}.")
-
-
-def check_frames_shape(shape, image_shape, owner):
-    """A ValueError naming both shapes unless `shape` is (batch, frames, *image_shape)
-    with at least one frame."""
-    shape = tuple(shape)
-    if len(shape) != 5 or tuple(shape[2:]) != tuple(image_shape):
-        raise _frames_shape_error(owner, image_shape, shape)
-    if shape[1] == 0:
-        raise ValueError(f"{owner}: the frames must hold at least one frame; got shape {shape}.")
 
 
 def clip_count(frames, frames_per_clip):
@@ -302,7 +278,7 @@ class TRecViT(ZooModel):
         **kwargs,
     ):
         owner = "TRecViT"
-        image_size = _image_size(image_size, owner)
+        image_size = check_image_size(image_size, owner)
         check_positive_int("num_channels", num_channels, owner)
         image_shape = (*image_size, num_channels)
         check_patch_size(patch_size, image_shape, owner)

@@ -1,0 +1,13 @@
+"""A per-frame ViT on moving digits (logits averaged over frames): the chance baseline.
+
+The trecvit_moving_digits recipe with the model swapped for frame_vit_tiny
+(ViViT with attention within each frame only): it sees no order of frames,
+so it must stay at chance (0.25) on the direction of motion.
+"""
+
+import dataclasses
+
+from glu_zoo.recipes.trecvit_moving_digits import RECIPE as TRECVIT
+
+RECIPE = dataclasses.replace(TRECVIT, name="frame_vit_moving_digits", description=__doc__.strip().splitlines()[0],
+                             architecture="frame_vit_tiny", target=0.25)
