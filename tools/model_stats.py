@@ -329,7 +329,8 @@ def trecvit_memory(s, frames):
     tokens = frames * n * d
     pixels = frames * s.image_size[0] * s.image_size[1] * s.num_channels
     layer = trecvit_layer_ops(s, frames)
-    head_saved = tokens + frames * d + frames * s.representation_dim + s.representation_dim  # LN in, pre-logits in, tanh out, head in
+    # the final LN's input, the pre-logits' input, the tanh output, the head's input
+    head_saved = tokens + frames * d + frames * s.representation_dim + s.representation_dim
     train = s.num_layers * saved_elements(layer, tokens) + pixels + head_saved
     inference = max(peak_elements(layer, tokens), pixels + frames * s.patches * d + tokens)
     # streaming: one frame's activations at a time plus the carried state (conv taps and RG-LRU state of every token)
@@ -364,7 +365,8 @@ def static_report(frames=32):
         s = trecvit_shape(arch)
         built = built_parameters(TRecViT, ARCHITECTURES[arch][1])
         memory = trecvit_memory(s, frames)
-        rows.append({"model": name, "tokens": f"{frames}×{s.patches + 1}", "parameters": trecvit_parameters(s)["total"],
+        rows.append({"model": name, "tokens": f"{frames}×{s.patches + 1}",
+                     "parameters": trecvit_parameters(s)["total"],
                      "built_parameters": built, "macs": trecvit_macs(s, frames)["total"], **memory})
     for name, s in (("ViViT-L/16x2 (model 1)", dataclasses.replace(VIVIT_L_16X2, frames=frames)),
                     ("ViViT-L/16x1 (model 1, glu_zoo ViViT)", dataclasses.replace(VIVIT_L_16X1, frames=frames))):
@@ -609,7 +611,8 @@ def measured_table(rows, backend, size, batch, repeats):
            "XLA's buffer assignment (activations only)." if xla else "."),
         "",
         "| frames | tokens TRecViT / ViViT | inference clips/s TRecViT / ViViT | training clips/s TRecViT / ViViT "
-        "| inference peak RSS MiB | training peak RSS MiB |" + (" inference XLA MiB | training XLA MiB |" if xla else ""),
+        "| inference peak RSS MiB | training peak RSS MiB |"
+        + (" inference XLA MiB | training XLA MiB |" if xla else ""),
         "|---|---|---|---|---|---|" + ("---|---|" if xla else ""),
     ]
 
@@ -642,6 +645,32 @@ def measured_table(rows, backend, size, batch, repeats):
     return "\n".join(lines)
 
 
+def counted_table(size, frames_list, batch):
+    """The counts of the measured pair (per clip), for the measured clip lengths."""
+    from glu_zoo.models.trecvit import ARCHITECTURES
+
+    _, config = ARCHITECTURES[f"trecvit_{size}"]
+    trec = trecvit_shape(f"trecvit_{size}")
+    lines = [f"Counted for the same pair (per clip; method: docs/model_stats.md); batch {batch} multiplies the "
+             "memory, not the ratios.", "",
+             "| frames | GMACs TRecViT / ViViT | train activations MiB TRecViT / ViViT | inference peak MiB "
+             "TRecViT / ViViT |", "|---|---|---|---|"]
+    for t in frames_list:
+        vivit = ViViTShape(frames=t, image_size=trec.image_size, num_channels=trec.num_channels,
+                           patch_size=trec.patch_size, tubelet=1, hidden_dim=trec.hidden_dim,
+                           num_layers=trec.num_layers, num_heads=trec.num_heads, mlp_dim=trec.mlp_dim,
+                           num_classes=config["num_classes"])
+        tm, vm = trecvit_macs(trec, t)["total"], vivit_macs(vivit)["total"]
+        tmem, vmem = trecvit_memory(trec, t), vivit_memory(vivit)
+        mib = 2**20
+        lines.append(f"| {t} | {tm / 1e9:.3f} / {vm / 1e9:.3f} ({_ratio(tm, vm)}) | "
+                     f"{tmem['train'] / mib:.2f} / {vmem['train'] / mib:.2f} "
+                     f"({_ratio(tmem['train'], vmem['train'])}) | "
+                     f"{tmem['inference'] / mib:.2f} / {vmem['inference'] / mib:.2f} "
+                     f"({_ratio(tmem['inference'], vmem['inference'])}) |")
+    return "\n".join(lines)
+
+
 def _ratio(a, b):
     return f"{a / b:.2f}×" if b > 0 else "–"
 
@@ -667,7 +696,8 @@ def aim(rows):
     for kind in ("infer", "train"):
         tr, vi = find[("trecvit", kind)], find[("vivit", kind)]
         out[f"{kind}_speed_ratio"] = tr["clips_per_second"] / vi["clips_per_second"]
-        out[f"{kind}_memory_ratio"] = tr["peak_increase_mib"] / vi["peak_increase_mib"] if vi["peak_increase_mib"] > 0 else None
+        rss = vi["peak_increase_mib"]
+        out[f"{kind}_memory_ratio"] = tr["peak_increase_mib"] / rss if rss > 0 else None
         if "xla_temp_mib" in tr:
             out[f"{kind}_xla_memory_ratio"] = tr["xla_temp_mib"] / vi["xla_temp_mib"]
         out[f"{kind}_met"] = bool(out[f"{kind}_speed_ratio"] >= 2.0 and out[f"{kind}_memory_ratio"] is not None
@@ -707,12 +737,15 @@ def main():
         for r in rows:
             print("RESULT " + json.dumps({"kind_of_row": "measured", **r}), flush=True)
         print(measured_table(rows, args.backend, args.size, args.batch, args.repeats))
+        print()
+        print(counted_table(args.size, frames_list, args.batch))
         result = aim(rows)
         print("RESULT " + json.dumps({"kind_of_row": "aim", **result}), flush=True)
         parts = []
         for kind, label in (("infer", "inference"), ("train", "training")):
             xla = result.get(f"{kind}_xla_memory_ratio")
-            parts.append(f"{label} {result[f'{kind}_speed_ratio']:.2f}× the clips/s, {_fmt(result[f'{kind}_memory_ratio'])}"
+            parts.append(f"{label} {result[f'{kind}_speed_ratio']:.2f}× the clips/s, "
+                         f"{_fmt(result[f'{kind}_memory_ratio'])}"
                          f" of the peak RSS increase{'' if xla is None else f' ({xla:.3f} of the XLA temporaries)'}"
                          f" → {'met' if result[f'{kind}_met'] else 'NOT met'}")
         print(f"\nAim at {result['frames']} frames (TRecViT ≥ 2× the clips/s and ≤ 1/4 of the memory of ViViT): "
