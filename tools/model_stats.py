@@ -23,6 +23,7 @@ width, depth, heads, MLP and patches, alternating, in one run.
     python tools/model_stats.py --part static         # the counts: TRecViT-B against ViViT-L
     python tools/model_stats.py --quick               # smoke test of everything (a minute)
     python tools/model_stats.py --part measure --frames 8,16,32,64 --backend jax
+    python tools/model_stats.py --write docs/benchmarks.md   # both, into this tool's blocks there
 """
 
 import argparse
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import time
 
+HEADING = "TRecViT against joint space-time attention (`tools/model_stats.py`)"
 FLOAT32 = 4
 CLAIMS = {"parameters": 3.0, "flops": 5.0, "memory": 12.0}  # the TRecViT paper's abstract (v1) against ViViT-L
 
@@ -715,6 +717,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--static-frames", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="smoke test: frames 2,4, batch 2, 2 repeats")
+    parser.add_argument("--write", metavar="PATH", help="put the tables between this tool's markers in PATH "
+                                                          "(docs/benchmarks.md)")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "FRAMES", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -728,17 +732,17 @@ def main():
         rows = static_report(args.static_frames)
         for r in rows:
             print("RESULT " + json.dumps({"kind": "static", "frames": args.static_frames, **r}), flush=True)
-        print(static_table(rows, args.static_frames))
+        text = static_table(rows, args.static_frames)
+        print(text)
         print()
+        if args.write:
+            write_block(args.write, "model_stats_static", HEADING, text)
     if args.part in ("measure", "all"):
         start = time.perf_counter()
         frames_list = [int(f) for f in args.frames.split(",")]
         rows = run_measurements(args.backend, frames_list, args.size, args.batch, args.repeats)
         for r in rows:
             print("RESULT " + json.dumps({"kind_of_row": "measured", **r}), flush=True)
-        print(measured_table(rows, args.backend, args.size, args.batch, args.repeats))
-        print()
-        print(counted_table(args.size, frames_list, args.batch))
         result = aim(rows)
         print("RESULT " + json.dumps({"kind_of_row": "aim", **result}), flush=True)
         parts = []
@@ -748,10 +752,18 @@ def main():
                          f"{_fmt(result[f'{kind}_memory_ratio'])}"
                          f" of the peak RSS increase{'' if xla is None else f' ({xla:.3f} of the XLA temporaries)'}"
                          f" → {'met' if result[f'{kind}_met'] else 'NOT met'}")
-        print(f"\nAim at {result['frames']} frames (TRecViT ≥ 2× the clips/s and ≤ 1/4 of the memory of ViViT): "
-              + "; ".join(parts) + f". Measured in {time.perf_counter() - start:.0f} s.")
+        text = "\n\n".join([
+            measured_table(rows, args.backend, args.size, args.batch, args.repeats),
+            counted_table(args.size, frames_list, args.batch),
+            f"Aim at {result['frames']} frames (TRecViT ≥ 2× the clips/s and ≤ 1/4 of the memory of ViViT): "
+            + "; ".join(parts) + f". Measured in {time.perf_counter() - start:.0f} s."])
+        print(text)
+        if args.write:
+            write_block(args.write, f"model_stats_{args.backend}_{args.size}", HEADING, text)
 
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchlib import write_block
+
     main()
