@@ -200,7 +200,7 @@ def test_a_preset_that_names_a_keras_layer_or_a_lambda_model_is_refused(tmp_path
 
 
 def test_a_config_whose_weights_would_not_have_the_stored_shapes_is_refused_before_allocating(tmp_path, builds):
-    """2³¹ hidden units would be 2 TiB of weights in the MLP: only their
+    """2³¹ hidden units would be 4 TiB of MLP kernels (4 blocks): only their
     shapes are made, in a stateless scope, and nothing is kept."""
     path = _copy("vit_digits", tmp_path)
     _tamper(path, config=lambda c: c["config"].update(mlp_dim=2**31))
