@@ -168,20 +168,13 @@ def vivit_parameters(s):
 
 def built_parameters(cls, config):
     """The number of weights that `cls(**config)` creates, read from the
-    shapes of its variables without allocating them (a StatelessScope that
-    leaves them uninitialised; the pending initialisers are dropped after)."""
-    import keras
+    shapes of its variables without allocating them (`presets.io.unallocated`)."""
     import numpy as np
-    from keras.src.backend.common import global_state  # where Keras queues uninitialised variables
 
-    pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
-    before = len(pending)
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            model = cls(**config)
-            return sum(int(np.prod(v.shape)) for v in model.weights)
-    finally:
-        del pending[before:]
+    from glu_zoo.presets.io import unallocated
+
+    with unallocated(lambda: cls(**config)) as model:
+        return sum(int(np.prod(v.shape)) for v in model.weights)
 
 
 # === multiply-accumulates ==============================================================

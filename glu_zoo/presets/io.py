@@ -15,6 +15,7 @@ that the config names among the Keras-registered models of package "glu_zoo"
 (`import glu_zoo.models` registers the zoo's models).
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -321,23 +322,36 @@ def _stored_shapes(path):
     return shapes
 
 
-def _model_shapes(cls, arguments, path):
-    """The shapes of the weights that `cls(**arguments)` would create, without
-    allocating them: the model is built in a `keras.StatelessScope` that
-    leaves its variables uninitialized (shapes only), then dropped."""
+@contextlib.contextmanager
+def unallocated(build):
+    """The model that `build()` makes, with its variables left uninitialized:
+    their shapes, no memory (built in a `keras.StatelessScope` that does not
+    initialize). On exit they are dropped from the queue where Keras keeps
+    uninitialized variables, so no later scope allocates them.
+
+        with unallocated(lambda: glu_zoo.models.build("trecvit_l")) as model:
+            sum(math.prod(w.shape) for w in model.weights)  # 471,797,136
+    """
     import keras
-    from keras.src.backend.common import global_state  # where Keras queues uninitialized variables
+    from keras.src.backend.common import global_state  # the queue; no public API for it
 
     pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
     before = len(pending)
     try:
         with keras.StatelessScope(initialize_variables=False):
-            probe = cls.from_config(dict(arguments))
-        return [tuple(int(d) for d in v.shape) for v in probe.weights]
+            model = build()
+        yield model
+    finally:
+        del pending[before:]
+
+
+def _model_shapes(cls, arguments, path):
+    """The shapes of the weights that `cls(**arguments)` would create, without allocating them."""
+    try:
+        with unallocated(lambda: cls.from_config(dict(arguments))) as probe:
+            return [tuple(int(d) for d in v.shape) for v in probe.weights]
     except Exception as error:
         raise PresetError(f"{path / CONFIG}: cannot build the model ({type(error).__name__}: {error}).") from error
-    finally:
-        del pending[before:]  # never initialized: the probe's variables hold no memory
 
 
 def _check_shapes(model_shapes, stored, path):

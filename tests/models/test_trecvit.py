@@ -2,7 +2,6 @@
 names and shapes, against a NumPy forward (tests/reference.py); the checkpoint's errors;
 causality; streaming; save/load; bad inputs; the official sizes' parameter counts."""
 
-import contextlib
 import math
 
 import keras
@@ -13,6 +12,7 @@ import glu_zoo.models
 from glu_zoo.layers import FFN, RecurrentBlock, TransformerEncoderBlock
 from glu_zoo.models import TRecViT
 from glu_zoo.models.trecvit import ARCHITECTURES
+from glu_zoo.presets.io import unallocated
 from tests import reference as ref
 from tests.conftest import to_numpy
 from tests.models import check_config_round_trip, check_fit_step, check_keras_round_trip, randomise
@@ -275,38 +275,23 @@ def test_layers_and_init_are_the_officials():
 
 # --- named sizes ------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def unallocated(name, **overrides):
-    """`glu_zoo.models.build(name, **overrides)` with uninitialized variables (shapes
-    only, no memory), dropped on exit (as glu_zoo.presets.io's shape check does)."""
-    from keras.src.backend.common import global_state
-
-    pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
-    before = len(pending)
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield glu_zoo.models.build(name, **overrides)
-    finally:
-        del pending[before:]
-
-
 @pytest.mark.parametrize("name, count, arrays", [("trecvit_b", 136_778_128, 370), ("trecvit_l", 471_797_136, 730),
                                                  ("trecvit_s", 37_154_704, 370)])
 def test_official_sizes_have_the_official_parameter_counts(name, count, arrays):
     """The official code's totals with a 400-class head (google-deepmind/trecvit's init)."""
     assert ARCHITECTURES[name][1]["num_classes"] == 400
-    with unallocated(name) as model:
+    with unallocated(lambda: glu_zoo.models.build(name)) as model:
         assert sum(math.prod(w.shape) for w in model.weights) == count
         assert len(model.official_weights()) == len(model.weights) == arrays
 
 
 def test_build_named_architectures():
     assert {"trecvit_tiny", "trecvit_s", "trecvit_b", "trecvit_l"} <= set(glu_zoo.models.list_architectures())
-    with unallocated("trecvit_tiny", num_classes=3, image_size=16, num_layers=1) as model:
+    with unallocated(lambda: glu_zoo.models.build("trecvit_tiny", num_classes=3, image_size=16, num_layers=1)) as model:
         assert isinstance(model, TRecViT) and model.image_shape == (16, 16, 1)
         assert tuple(model.input.shape) == (None, None, 16, 16, 1) and tuple(model.output.shape) == (None, 3)
         assert len([l for l in model.layers if l.name.startswith("layer_")]) == 1
-    with unallocated("trecvit_b", num_classes=174, image_size=(160, 192)) as b:
+    with unallocated(lambda: glu_zoo.models.build("trecvit_b", num_classes=174, image_size=(160, 192))) as b:
         assert tuple(b.get_layer("head").kernel.shape) == (3072, 174)
         assert tuple(b.get_layer("tokenizer").position_embedding.embeddings.shape) == (10 * 12, 768)
 
