@@ -17,19 +17,27 @@ repetition (default 2: 16×16 sprites). Two tasks:
 the unordered set of a clip's frames (so a per-frame model, or per-frame
 features averaged over time, is at chance):
 
-- direction: with room ``L = size − 8·digit_scale`` along an axis, the
-  position is ``fold(u₀ + k·2L·t/frames)`` with ``fold(u) = u`` on [0, L],
-  ``2L − u`` on [L, 2L) (u taken mod 2L), k = 1 on one axis and 2 on the
-  other (which one is random), so a clip is exactly one period of the
-  motion: its set of frames is the same whichever of them the clip starts
-  at. The start phase u₀ is uniform on the torus, and the moving-right
-  (down) frames are those with ``u mod 2L`` in [0, L). Along the k = 1
-  axis a period is frames/2 frames moving one way then frames/2 the other;
-  the k = 2 axis completes one whole period inside each of those halves,
-  so each of the 4 directions holds exactly frames/4 of the period's
-  phases. Given the set of frames the start is uniform among them, hence
-  the label is uniform: any function of one frame (or of the unordered
-  frames) is independent of the label. `frames` must be a multiple of 4.
+- direction: with room ``L = size − 8·digit_scale`` along an axis and
+  ``δ = 2L/frames``, the position is ``fold(u₀ + k·δ·t)`` with
+  ``fold(u) = u`` on [0, L], ``2L − u`` on [L, 2L) (u taken mod 2L), k = 1
+  on one axis and 2 on the other (which one is random), so a clip is
+  exactly one period of the motion: its set of frames is the same whichever
+  of them the clip starts at. The start phase u₀ is ``j·δ`` with j uniform
+  in 0 … frames − 1 on each axis, and the moving-right (down) frames are
+  those with ``u mod 2L`` in [0, L). Along the k = 1 axis a period is
+  frames/2 frames moving one way then frames/2 the other; the k = 2 axis
+  completes one whole period inside each of those halves, so each of the 4
+  directions holds exactly frames/4 of the period's phases. Given the set
+  of frames the start is uniform among them, hence the label is uniform:
+  any function of one frame (or of the unordered frames) is independent of
+  the label. `frames` must be a multiple of 4.
+  **The first two frames determine the label**: the phases lie on the grid
+  of multiples of δ, so a phase and its mirror image 2L − u₀ (same first
+  frame, opposite label) move apart by at least δ ≥ 1 pixel at the second
+  frame (this needs ``L ≥ frames/2`` and frames ≥ 8, which are checked).
+  A continuous u₀ would not do: a digit rounded to whole pixels within
+  half a pixel of a wall looks the same moving in or out, and then no
+  classifier beats 0.939 (measured: 0.969 per axis) on the default clips.
 - order: a label-1 clip has exactly the distribution of a label-0 clip
   played backwards (windows of equal length D, gap Δ, the first window's
   start uniform on [0, frames − Δ − D]; reversed, the right digit comes
@@ -100,14 +108,15 @@ def _check(task, frames, image_size, digit_scale, owner):
     h, w = _image_hw(image_size, owner)
     size = 8 * scale
     if task == "direction":
-        if frames % 4:
-            raise ValueError(f"{owner}: `frames` must be a multiple of 4 for task='direction' (a clip is one "
-                             f"whole period of the motion, in which each direction holds a quarter of the "
-                             f"frames); got {frames}.")
-        if h <= size or w <= size:
-            raise ValueError(f"{owner}: `image_size` {image_size!r} is too small for task='direction': a "
-                             f"{size}×{size} digit (8×8 × digit_scale {scale}) needs room to move, so height "
-                             f"and width must be at least {size + 1}.")
+        if frames % 4 or frames < 8:
+            raise ValueError(f"{owner}: `frames` must be a multiple of 4 and at least 8 for task='direction' (a "
+                             f"clip is one whole period of the motion, in which each direction holds a quarter "
+                             f"of the frames); got {frames}.")
+        if min(h, w) < size + frames // 2:
+            raise ValueError(f"{owner}: `image_size` {image_size!r} is too small for task='direction' with "
+                             f"{frames} frames: a {size}×{size} digit (8×8 × digit_scale {scale}) must move at "
+                             f"least a pixel a frame for its first two frames to tell the label, so height and "
+                             f"width must be at least {size + frames // 2} ({size} + frames/2).")
     elif h < size or w < 2 * size:
         raise ValueError(f"{owner}: `image_size` {image_size!r} is too small for task='order': two {size}×{size} "
                          f"digits (8×8 × digit_scale {scale}) side by side need height ≥ {size} and "
@@ -155,9 +164,10 @@ def _direction_params(rng, label, frames, h, w, pool):
     for axis, (room, moving_forward) in enumerate(((h, label // 2), (w, label % 2))):
         room = room - pool[0].shape[1]
         k = 2 if axis == fast else 1
-        # u in [0, room) moves down/right, [room, 2·room) up/left.
-        u0 = rng.uniform(0.0, room) + (0.0 if moving_forward else room)
-        positions[:, axis] = np.rint(_fold(u0 + k * 2.0 * room * t / frames, room))
+        # Phases j·δ, δ = 2·room/frames: u in [0, room) moves down/right, [room, 2·room) up/left.
+        j = rng.integers(frames // 2) + (0 if moving_forward else frames // 2)
+        u = _fold((j + k * t) * (2.0 * room / frames), room)
+        positions[:, axis] = np.floor(u + 0.5)  # half up: np.rint's half-to-even would merge steps
     return sprite, positions
 
 
@@ -238,8 +248,8 @@ def load_moving_digits(task="direction", frames=16, image_size=32, digit_scale=2
         task: "direction" (4 classes: up-left, up-right, down-left,
             down-right at the first frame) or "order" (2 classes: left digit
             first, right digit first).
-        frames: frames a clip (≥ 2; a multiple of 4 for "direction").
-        image_size: an int or (height, width); at least 8·digit_scale + 1
+        frames: frames a clip (≥ 2; for "direction" a multiple of 4, ≥ 8).
+        image_size: an int or (height, width); at least 8·digit_scale + frames/2
             ("direction") or height 8·digit_scale, width 16·digit_scale ("order").
         digit_scale: pixel repetition of the 8×8 digits (2: 16×16 sprites).
         train_size, validation_size, test_size: clips a split (validation may be 0).

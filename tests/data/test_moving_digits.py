@@ -125,12 +125,25 @@ def test_direction_bounces_inside_the_frame_at_constant_speed(pools):
                 assert min(p[t, axis], room - p[t, axis]) <= 4, (p[:, axis], t)
             assert p[:, axis].min() <= 2 and p[:, axis].max() >= room - 2  # from wall to wall
         assert sorted(speeds, key=sorted) == [{2}, {4}] or sorted(speeds, key=sorted) == [{4}, {2}]
-        if ((p[0] >= 5) & (p[0] <= room - 5)).all():  # no wall within the first step
-            down, right = steps[0] > 0
-            assert label == 2 * down + right, md.CLASS_NAMES["direction"][label]
-            checked_first_steps += 1
-    assert checked_first_steps >= 4
+        # The first two frames tell the label, for every clip: moving down (right) means a positive
+        # first step, or no step at all next to the bottom (right) wall, off which it has just bounced.
+        first = steps[0]
+        down, right = (first > 0) | ((first == 0) & (p[0] > room / 2))
+        assert label == 2 * down + right, (md.CLASS_NAMES["direction"][label], p[:2])
+        checked_first_steps += bool((first == 0).any())
+    assert checked_first_steps >= 1  # a bounce in the first step was among the clips checked
 
+
+def test_direction_label_is_a_function_of_the_first_two_frames():
+    """No two clips with the same first two frames have different labels (the Bayes accuracy of the
+    first two frames is 1). With a start phase drawn from a continuum and positions rounded to pixels,
+    a digit within half a pixel of a wall looks the same moving in or out: 3 % of the clips per axis."""
+    x, y = md.make_clips("direction", "validation", 0, 4000)
+    seen = {}
+    for i, (clip, label) in enumerate(zip(x[:, :2, :, :, 0], y)):
+        first = seen.setdefault(clip.tobytes(), (i, label))
+        assert first[1] == label, f"clips {first[0]} and {i} start alike but have labels {first[1]}, {label}"
+    assert len(seen) > 3000  # and the clips differ
 
 def test_order_label_is_the_side_that_appears_first():
     x, y = md.make_clips("order", "validation", 0, 40, **SMALL)
@@ -186,8 +199,9 @@ def test_the_label_needs_time(task, classes, informative):
     (dict(task="speed"), r"unknown `task` 'speed'; allowed: direction, order"),
     (dict(frames=1), r"`frames` must be an integer ≥ 2; got 1"),
     (dict(frames=2.0), r"`frames` must be an integer ≥ 2; got 2.0"),
-    (dict(frames=6), r"`frames` must be a multiple of 4 for task='direction'.*got 6"),
-    (dict(image_size=16), r"`image_size` 16 is too small for task='direction'.*at least 17"),
+    (dict(frames=6), r"`frames` must be a multiple of 4 and at least 8 for task='direction'.*got 6"),
+    (dict(frames=4), r"`frames` must be a multiple of 4 and at least 8 for task='direction'.*got 4"),
+    (dict(image_size=23), r"`image_size` 23 is too small for task='direction' with 16 frames.*at least 24"),
     (dict(task="order", image_size=(16, 24)), r"`image_size` \(16, 24\) is too small for task='order'.*width ≥ 32"),
     (dict(image_size="big"), r"`image_size` must be a positive integer or a pair.*got 'big'"),
     (dict(digit_scale=0), r"`digit_scale` must be an integer ≥ 1; got 0"),
