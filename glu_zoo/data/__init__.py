@@ -7,9 +7,10 @@ from glu_zoo.data.digits import Splits, load_digits
 from glu_zoo.data.images import load_image_folder, random_shift
 from glu_zoo.data.listops import load_listops
 from glu_zoo.data.moving_digits import load_moving_digits
+from glu_zoo.data.tabular import Table, TableEncoder, TableSpec, list_tables, load_table, read_table
 
 __all__ = ["Splits", "load", "load_digits", "load_listops", "load_moving_digits", "load_image_folder", "list_datasets",
-           "random_shift"]
+           "random_shift", "Table", "TableEncoder", "TableSpec", "list_tables", "load_table", "read_table"]
 
 _LOADERS = {"digits": load_digits, "listops": load_listops, "moving_digits": load_moving_digits}
 
