@@ -3,6 +3,11 @@
 `TableSpec` declares which columns are numerical and which categorical, the
 target column (it joins the categorical block for classification, the
 numerical block for regression) and which columns may hold missing values.
+`TableEncoder` turns such a table into the float32 matrix a generative model
+learns (quantile-to-normal numbers, one-hot categories in {−1, 1}) and turns
+the model's output back into a table with the training names and dtypes.
+`load_table` splits scikit-learn's bundled tables; `read_table` a CSV file or
+DataFrame with declared column types.
 """
 
 import dataclasses
@@ -105,7 +110,7 @@ _MAX_LISTED = 20
 def _pandas():
     try:
         import pandas
-    except ImportError as error:  # pragma: no cover - pandas ships with the tabular extra
+    except ImportError as error:  # pragma: no cover - installed with scikit-learn's data sets
         raise ImportError("glu_zoo.data.tabular needs pandas: pip install pandas") from error
     return pandas
 
@@ -527,7 +532,7 @@ class Table:
 
 
 def _sklearn_table(loader, categorical=(), task="classification", **options):
-    """A bundled scikit-learn table as (frame, spec, target names); a classification target is the class name."""
+    """A bundled scikit-learn table as (frame, spec); a classification target holds the class name."""
     bunch = loader(as_frame=True, **options)
     frame = bunch.frame.copy()
     if task == "classification":

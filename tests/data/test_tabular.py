@@ -124,7 +124,7 @@ def test_numerical_block_is_the_normal_quantile_map(mixed):
     assert stats.kstest(x[:, 1], "norm").pvalue > 0.05
 
 
-@pytest.mark.parametrize("n_rows, expected", [(5, 5), (100, 10), (299, 10), (600, 20), (3_000, 100),
+@pytest.mark.parametrize("n_rows, expected", [(5, 5), (100, 10), (299, 10), (620, 20), (3_000, 100),
                                               (45_000, 1000)])
 def test_n_quantiles_rule(n_rows, expected):
     """max(min(N // 30, 1000), 10), never more than N rows."""
