@@ -41,6 +41,8 @@ def test_hand_examples():
         == pytest.approx(0.75)
     # a missing value is a category of its own
     assert contingency_similarity(["a", None], ["x", "y"], ["a", "a"], ["x", "y"]) == pytest.approx(0.5)
+    codes = np.array([1.0, np.nan, np.nan])  # NaN != NaN: the missing cells must still count as one category
+    assert contingency_similarity(codes, ["x", "y", "y"], codes.copy(), ["x", "y", "y"]) == pytest.approx(1.0)
 
 
 def test_mixed_pairs_bin_both_tables_on_the_real_edges():
