@@ -146,7 +146,8 @@ def _is_numeric(dtype):
 
 def _dtype_config(dtype):
     if isinstance(dtype, _pandas().CategoricalDtype):
-        return {"name": "category", "categories": [_python(v) for v in dtype.categories], "ordered": bool(dtype.ordered)}
+        return {"name": "category", "categories": [_python(v) for v in dtype.categories],
+                "ordered": bool(dtype.ordered)}
     return {"name": str(dtype)}
 
 

@@ -44,8 +44,9 @@ def mixed_table(rng, n=240):
     })
 
 
-MIXED_SPEC = TableSpec(numerical=["age", "ratio", "income", "count"], categorical=["colour", "grade", "smoker", "rooms"],
-                       target="label", task="classification", missing=["income", "colour"])
+MIXED_SPEC = TableSpec(numerical=["age", "ratio", "income", "count"],
+                       categorical=["colour", "grade", "smoker", "rooms"], target="label", task="classification",
+                       missing=["income", "colour"])
 
 
 @pytest.fixture
