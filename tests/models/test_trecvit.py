@@ -15,7 +15,8 @@ from glu_zoo.models.trecvit import ARCHITECTURES
 from glu_zoo.presets.io import unallocated
 from tests import reference as ref
 from tests.conftest import to_numpy
-from tests.models import check_config_round_trip, check_fit_step, check_keras_round_trip, randomise
+from tests.models import (check_config_round_trip, check_dtype_policy_round_trip, check_fit_step, check_keras_round_trip,
+                          randomise)
 
 # A rectangular image (2×3 patches) and two channels, so that a swapped axis shows.
 IMAGE = (8, 12, 2)
@@ -252,6 +253,17 @@ def test_save_load_and_config(rng, tmp_path):
     assert set(model.get_config()) >= {"image_size", "num_channels", "patch_size", "num_classes", "hidden_dim",
                                        "num_layers", "num_heads", "mlp_dim", "lru_width", "conv_width",
                                        "representation_dim", "mlp", "dropout", "min_rad", "frames_per_clip", "mode"}
+
+
+def test_mixed_bfloat16(official, tmp_path):
+    """Under mixed_bfloat16 every layer keeps the policy through its config and `.keras`, the
+    weights stay float32, and the logits are the float32 model's to bfloat16 precision."""
+    params, model, x, _ = official
+    check_dtype_policy_round_trip(lambda **kw: TRecViT(**TINY, **kw), x, tmp_path)
+    half = load_tiny(params, dtype="mixed_bfloat16")
+    full, low = to_numpy(model(x)), to_numpy(half(x)).astype("float32")
+    assert np.isfinite(low).all()
+    np.testing.assert_allclose(low, full, atol=0.05 * np.abs(full).max())
 
 
 @pytest.mark.slow
