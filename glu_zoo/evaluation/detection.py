@@ -15,6 +15,12 @@ chance (an AUC well under 0.5) for a perfect generator.
 
 Besides the mean AUC the result holds sdmetrics' detection score
 1 − mean_k (2·max(AUC_k, 0.5) − 1) over folds k (1: undetectable).
+
+An AUC well *below* 0.5 is a warning, not a success: a synthetic table that
+copies the real rows scores near 0 (each held-out real row's twin was trained
+on as synthetic, and vice versa; measured 0.01 on wine's training split), and
+sdmetrics' score, which clips at 0.5, rates that copy as perfect. Read the C2ST
+with the privacy module's `copied_share`.
 """
 
 import numpy as np
