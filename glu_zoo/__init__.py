@@ -8,7 +8,7 @@ command, which sets the backend from `--backend`) does not import Keras.
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("activations", "layers", "models", "data", "presets", "recipes", "training")
+_SUBMODULES = ("activations", "layers", "models", "data", "evaluation", "presets", "recipes", "training")
 
 
 def __getattr__(name):
