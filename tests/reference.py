@@ -466,3 +466,30 @@ def trecvit(frames, p, frames_per_clip=None):
     z = np.tanh(x[:, :, 0] @ p["decoder/pre_logits/kernel"] + p["decoder/pre_logits/bias"])
     logits = z.mean(axis=1) @ p["decoder/cls_head/kernel"] + p["decoder/cls_head/bias"]
     return logits.reshape(b, clips, -1).mean(axis=1)
+
+
+# RecTable
+# --- RecTable (Ishikawa et al. 2025, arXiv 2503.20731), its velocity network written from the paper and the
+# official PyTorch model (DDPM-style MLP with GLU blocks). Weights as float64 arrays keyed by their path below
+# the network ("time_dense_in/kernel", "block_0/kernel", "head/bias"); GLU kernels fused as [gate | linear].
+
+def rectable_time_embedding(t, dim, max_period=10000.0):
+    """[cos(t·f), sin(t·f)] with f_i = max_period^(−i/(dim/2)), i = 0 … dim/2 − 1."""
+    half = dim // 2
+    freqs = np.exp(-math.log(max_period) * np.arange(half) / half)
+    args = np.asarray(t, np.float64)[:, None] * freqs[None, :]
+    return np.concatenate([np.cos(args), np.sin(args)], axis=-1)
+
+
+def rectable_net(x, t, w, hidden_dims, time_dim):
+    """v(x, t) = head(GLU_k(…GLU_1(W_in·x + b_in + MLP_t(emb(999·t))))), GLU(h) = σ(h·W + b_W) ⊗ (h·V + b_V),
+    MLP_t(e) = W₂·SiLU(W₁·e + b₁) + b₂."""
+    e = rectable_time_embedding(999.0 * np.asarray(t, np.float64), time_dim)
+    e = e @ w["time_dense_in/kernel"] + w["time_dense_in/bias"]
+    e = e * sigmoid(e)
+    e = e @ w["time_dense_out/kernel"] + w["time_dense_out/bias"]
+    h = np.asarray(x, np.float64) @ w["input_projection/kernel"] + w["input_projection/bias"] + e
+    for i, units in enumerate(hidden_dims):
+        a = h @ w[f"block_{i}/kernel"] + w[f"block_{i}/bias"]
+        h = sigmoid(a[:, :units]) * a[:, units:]
+    return h @ w["head/kernel"] + w["head/bias"]
