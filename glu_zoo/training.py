@@ -62,26 +62,34 @@ class EpochShuffled(keras.utils.PyDataset):
     `drop_remainder` drops the last, smaller batch (data parallel training
     needs batches that split evenly over the devices). `shift` > 0 moves each
     image by a random whole-pixel offset in [-shift, shift] per axis, drawn
-    from (seed, epoch, batch) alone (`data.random_shift`)."""
+    from (seed, epoch, batch) alone (`data.random_shift`). `passes` > 1
+    makes an epoch that many passes over the data, each in its own order
+    (the batches run on across passes). `y` None: batches of x alone (a
+    generator's training data)."""
 
-    def __init__(self, x, y, batch_size, seed, drop_remainder=False, shift=0):
+    def __init__(self, x, y, batch_size, seed, drop_remainder=False, shift=0, passes=1):
         super().__init__()
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.drop_remainder, self.shift = drop_remainder, shift
+        self.drop_remainder, self.shift, self.passes = drop_remainder, shift, passes
         self.epoch = 0
 
     def __len__(self):
+        rows = len(self.x) * self.passes
         if self.drop_remainder:
-            return len(self.x) // self.batch_size
-        return math.ceil(len(self.x) / self.batch_size)
+            return rows // self.batch_size
+        return math.ceil(rows / self.batch_size)
+
+    def _order(self):
+        seeds = [[self.seed, self.epoch]] if self.passes == 1 else [[self.seed, self.epoch, p]
+                                                                    for p in range(self.passes)]
+        return np.concatenate([np.random.default_rng(s).permutation(len(self.x)) for s in seeds])
 
     def __getitem__(self, index):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
-        take = order[index * self.batch_size : (index + 1) * self.batch_size]
+        take = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
+        x = self.x[take]
         if self.shift:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            return data_lib.random_shift(self.x[take], self.shift, rng), self.y[take]
-        return self.x[take], self.y[take]
+            x = data_lib.random_shift(x, self.shift, np.random.default_rng([self.seed, self.epoch, index]))
+        return x if self.y is None else (x, self.y[take])
 
 
 class _SetEpoch(keras.callbacks.Callback):
@@ -332,23 +340,35 @@ class _Callbacks(keras.callbacks.CallbackList):
 
 def _optimizer(recipe, steps_per_epoch, epochs):
     lr = recipe.learning_rate
-    if recipe.schedule == "cosine":
-        warmup = recipe.warmup_epochs * steps_per_epoch
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    if recipe.schedule == "cosine" or warmup:
+        # Linear warm-up to lr over `warmup` steps, then cosine decay to 0
+        # ("cosine") or lr kept ("constant": alpha 1 makes the decay a no-op).
         lr = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else lr,
             decay_steps=max(1, epochs * steps_per_epoch - warmup),
+            alpha=0.0 if recipe.schedule == "cosine" else 1.0,
             warmup_target=lr if warmup else None,
             warmup_steps=warmup,
         )
+    options = {}
+    if recipe.clipnorm:
+        options["global_clipnorm"] = recipe.clipnorm
+    if recipe.ema_momentum:
+        options.update(use_ema=True, ema_momentum=recipe.ema_momentum)
     if recipe.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay)
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay, **options)
         if recipe.no_weight_decay:
             optimizer.exclude_from_weight_decay(var_names=list(recipe.no_weight_decay))
         return optimizer
-    return keras.optimizers.Adam(lr)
+    if recipe.ema_momentum:
+        from glu_zoo.models.rectable import EMAWarmupAdam  # the EMA with torch_ema's warm-up
+
+        return EMAWarmupAdam(lr, **options)
+    return keras.optimizers.Adam(lr, **options)
 
 
-def _compile(model, optimizer=None):
+def _compile(model, optimizer=None, classify=True):
     # XLA on JAX and TensorFlow. On torch, jit_compile=True means torch.compile
     # of Keras's train step, measured on the digits recipes (2-core CPU): the
     # first epoch takes 115-210 s (inductor; 139 s with the aot_eager
@@ -358,8 +378,9 @@ def _compile(model, optimizer=None):
     xla = keras.backend.backend() != "torch"
     model.compile(
         optimizer=optimizer or "adam",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        # A generator (RecTable) brings its own loss (compute_loss).
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else None,
+        metrics=["accuracy"] if classify else None,
         jit_compile=xla,
         # Several steps per call: one sync of the logs and one round of batch
         # callbacks per 16 steps. Keras on torch allows 1 only.
@@ -607,8 +628,16 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
     backup, log, best = out / "backup", out / "log.csv", out / "best.weights.h5"
     start = _prepare_out(out, run, overwrite)
 
-    splits = data_lib.load(recipe.data, **recipe.data_options)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits.train, splits.validation, splits.test
+    table = _is_table(recipe)
+    if table:  # a generator: it learns the encoded training table; no labels, no validation split
+        data = _load_table(recipe)
+        overrides = {"encoder": data["encoder"].get_config(), **recipe.model_overrides}
+        x_train, y_train, x_test, y_test = data["x_train"], None, data["x_test"], None
+        x_val, y_val, description = x_train[:0], None, data["table"].description
+    else:
+        splits = data_lib.load(recipe.data, **recipe.data_options)
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits.train, splits.validation, splits.test
+        overrides, description = recipe.model_overrides, splits.description
     if start:
         lacking = _resumable(out, start, validation=len(x_val) > 0)
         if lacking:
@@ -619,13 +648,15 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
     resuming = start > 0
     keras.utils.set_random_seed(recipe.seed)
     with _precision(precision), _distribution(distribute):
-        model = models.build(recipe.architecture, **recipe.model_overrides)
+        model = models.build(recipe.architecture, **overrides)
         for x, split in ((x_train, "training"), (x_test, "test")):
             model.check_inputs(x, f"{split} inputs")
-        dataset = EpochShuffled(x_train, y_train, recipe.batch_size, recipe.seed, drop_remainder=bool(distribute),
-                                shift=recipe.augment.get("shift", 0))
-        _compile(model, _optimizer(recipe, len(dataset), epochs))
-        throughput = Throughput(len(dataset) * recipe.batch_size if distribute else len(x_train))
+        # A batch is never larger than the data (a table of 142 rows at batch 4096: one batch of all rows).
+        batch_size = min(recipe.batch_size, len(x_train))
+        dataset = EpochShuffled(x_train, y_train, batch_size, recipe.seed, drop_remainder=bool(distribute),
+                                shift=recipe.augment.get("shift", 0), passes=recipe.passes_per_epoch)
+        _compile(model, _optimizer(recipe, len(dataset), epochs), classify=not table)
+        throughput = Throughput(len(dataset) * batch_size if distribute else len(x_train) * recipe.passes_per_epoch)
         monitor = f"val_{recipe.metric}"
         # With a validation split, the weights of the best validation epoch are
         # kept; without one, those of the last epoch.
@@ -656,14 +687,16 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
         )
         if checkpoint:
             model.load_weights(best)
-        scores = model.evaluate(x_test, y_test, batch_size=recipe.batch_size, verbose=0, return_dict=True)
+        scores = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0, return_dict=True)
     metrics = {k: float(v) for k, v in scores.items() if k != "compile_metrics"}
+    if table:
+        metrics.update(_table_scores(model, data, recipe)["summary"])
     if precision != "float32":  # the preset is float32, whatever the training precision
-        model = _as_float32(model, recipe)
-    plot_curves(log, out / "curves.png", recipe.metric)
+        model = _as_float32(model, recipe, overrides)
+    plot_curves(log, out / "curves.png", "loss" if table else recipe.metric)
     metadata = {
         "recipe": recipe.to_dict(),
-        "data_split": splits.description,
+        "data_split": description,
         "test_metrics": metrics,
         "examples_per_second": throughput.examples_per_second(),
         "epochs": epochs,
@@ -678,7 +711,7 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
         "backend": keras.backend.backend(),
         "metrics": metrics,
         "target": {recipe.metric: recipe.target},
-        "reached": metrics.get(recipe.metric, float("-inf")) >= recipe.target,
+        "reached": _reached(recipe, metrics),
         "examples_per_second": throughput.examples_per_second(),
         "preset": str(preset),
         "out": str(out),
@@ -688,11 +721,47 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
     return result
 
 
-def _as_float32(model, recipe):
+def _as_float32(model, recipe, overrides):
     with _precision("float32"):
-        clone = models.build(recipe.architecture, **recipe.model_overrides)
+        clone = models.build(recipe.architecture, **overrides)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def _reached(recipe, metrics):
+    """The recipe's metric at least its target, and every metric of `limits` at most its limit."""
+    def value(name, missing):
+        v = metrics.get(name)
+        return missing if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    return value(recipe.metric, -math.inf) >= recipe.target and all(
+        value(name, math.inf) <= limit for name, limit in recipe.limits.items())
+
+
+def _is_table(recipe):
+    from glu_zoo.data import tabular
+
+    return recipe.data in tabular.list_tables()
+
+
+def _load_table(recipe):
+    """The recipe's table, its encoder fitted on the training split, and both splits encoded."""
+    from glu_zoo.data import tabular
+
+    table = tabular.load_table(recipe.data, **recipe.data_options)
+    encoder = tabular.TableEncoder(table.spec).fit(table.train)
+    return {"table": table, "encoder": encoder, "x_train": encoder.transform(table.train),
+            "x_test": encoder.transform(table.test)}
+
+
+def _table_scores(model, data, recipe):
+    """`glu_zoo.evaluation.evaluate` of a synthetic table as large as the training split, sampled
+    with the recipe's `sample_options` and seed."""
+    from glu_zoo import evaluation
+
+    table = data["table"]
+    synthetic = model.sample(len(table.train), seed=recipe.seed, **recipe.sample_options)
+    return evaluation.evaluate(table.train, table.test, synthetic, table.spec, seed=recipe.seed)
 
 
 def evaluate(name_or_path):
@@ -715,17 +784,28 @@ def evaluate(name_or_path):
             f"loads with from_preset."
         ) from None
     model = presets.load(folder)
-    splits = data_lib.load(recipe.data, **recipe.data_options)
-    x_test, y_test = splits.test
-    model.check_inputs(x_test, "test inputs")
-    _compile(model)
-    scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+    if _is_table(recipe):
+        # The generator is scored on the recipe's table: a synthetic table as large as the training split.
+        data = _load_table(recipe)
+        x_test = data["x_test"]
+        model.check_inputs(x_test, "test inputs")
+        scores = _table_scores(model, data, recipe)
+        metrics, details = scores["summary"], {k: v for k, v in scores.items() if k != "summary"}
+    else:
+        splits = data_lib.load(recipe.data, **recipe.data_options)
+        x_test, y_test = splits.test
+        model.check_inputs(x_test, "test inputs")
+        _compile(model)
+        scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+        metrics = {k: float(v) for k, v in scores.items() if k != "compile_metrics"}
+        details = None
     return {
         "preset": str(folder),
         "source": source,
         "recipe": recipe.name,
         "backend": keras.backend.backend(),
-        "metrics": {k: float(v) for k, v in scores.items() if k != "compile_metrics"},
+        "metrics": metrics,
+        **({"details": details} if details is not None else {}),
         "examples": len(x_test),
         "expected_output_error": presets.expected_output_error(model, metadata),
     }

@@ -18,8 +18,11 @@ class Recipe:
     """What `glu_zoo.training.train` needs to reproduce a preset.
 
     `architecture` is a name from `glu_zoo.models.list_architectures()`,
-    `data` one from `glu_zoo.data.list_datasets()`; `target` is the least
-    value of `metric` on the test split that the trained model must reach.
+    `data` one from `glu_zoo.data.list_datasets()` or, for a table generator
+    (RecTable), one from `glu_zoo.data.tabular.list_tables()`; `target` is the
+    least value of `metric` on the test split that the trained model must
+    reach, and `limits` the greatest values allowed of other test metrics
+    (a generator's C2ST AUC, its share of copied rows).
     """
 
     name: str
@@ -43,6 +46,16 @@ class Recipe:
     # whole-pixel offset in [-k, k] along each axis (data.random_shift).
     augment: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
+    limits: dict = dataclasses.field(default_factory=dict)
+    # An epoch is this many passes over the training data, each in its own
+    # order (tiny tables: an epoch of one batch would be all overhead).
+    passes_per_epoch: int = 1
+    clipnorm: float = 0.0  # > 0: the global gradient norm is clipped to it
+    # > 0: the weights' exponential moving average with this momentum (and
+    # torch_ema's warm-up), written into the weights when training ends.
+    ema_momentum: float = 0.0
+    # Table generators: the arguments of `model.sample` for the test metrics.
+    sample_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "adamw"):
@@ -50,6 +63,13 @@ class Recipe:
         object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))  # from JSON: a list
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"Recipe {self.name}: `schedule` must be 'constant' or 'cosine'; got {self.schedule!r}.")
+        if isinstance(self.passes_per_epoch, bool) or not isinstance(self.passes_per_epoch, int) \
+                or self.passes_per_epoch < 1:
+            raise ValueError(f"Recipe {self.name}: `passes_per_epoch` must be a positive integer; got "
+                             f"{self.passes_per_epoch!r}.")
+        if not 0.0 <= self.ema_momentum < 1.0 or not self.clipnorm >= 0.0:
+            raise ValueError(f"Recipe {self.name}: `ema_momentum` must be in [0, 1) and `clipnorm` ≥ 0; got "
+                             f"{self.ema_momentum!r}, {self.clipnorm!r}.")
         unknown = sorted(set(self.augment) - set(AUGMENTATIONS))
         if unknown:
             raise ValueError(f"Recipe {self.name}: unknown `augment` {unknown}; allowed: {', '.join(AUGMENTATIONS)}.")

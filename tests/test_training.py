@@ -93,6 +93,61 @@ def test_epoch_shuffled_shifts_each_batch_by_seed_epoch_and_index_alone():
     np.testing.assert_array_equal(shifted[1][0], again[1][0])
 
 
+def test_epoch_shuffled_passes_and_unlabelled_batches():
+    """`passes` makes an epoch that many orders of the data, each a permutation drawn from
+    (seed, epoch, pass); without labels a batch is x alone."""
+    x = np.arange(10, dtype="float32")[:, None]
+    data = training.EpochShuffled(x, None, batch_size=4, seed=3, passes=3)
+    assert len(data) == 8  # 30 rows in batches of 4
+    rows = np.concatenate([data[i][:, 0] for i in range(len(data))])
+    assert rows.shape == (30,)
+    for p in range(3):
+        assert sorted(rows[10 * p:10 * p + 10]) == list(range(10))  # each pass: every row once
+    assert not np.array_equal(rows[:10], rows[10:20])
+    again = training.EpochShuffled(x, None, batch_size=4, seed=3, passes=3)
+    np.testing.assert_array_equal(np.concatenate([again[i][:, 0] for i in range(8)]), rows)
+    data.epoch = 1
+    assert not np.array_equal(np.concatenate([data[i][:, 0] for i in range(8)]), rows)
+
+
+@pytest.mark.parametrize("metrics, reached", [
+    ({"mle_synthetic": 0.96, "c2st_auc": 0.55, "copied_share": 0.0}, True),
+    ({"mle_synthetic": 0.94, "c2st_auc": 0.55, "copied_share": 0.0}, False),  # below the target
+    ({"mle_synthetic": 0.96, "c2st_auc": 0.61, "copied_share": 0.0}, False),  # above a limit
+    ({"mle_synthetic": 0.96, "c2st_auc": 0.55, "copied_share": 0.01}, False),
+    ({"mle_synthetic": 0.96, "c2st_auc": None, "copied_share": 0.0}, False),  # a limit not measured
+    ({"mle_synthetic": float("nan"), "c2st_auc": 0.5, "copied_share": 0.0}, False),
+])
+def test_a_recipe_is_reached_at_its_target_and_within_its_limits(metrics, reached):
+    recipe = recipes.get("rectable_wine")
+    assert recipe.target == 0.95 and recipe.limits == {"c2st_auc": 0.60, "copied_share": 0.0}
+    assert training._reached(recipe, metrics) is reached
+
+
+def test_a_table_recipe_trains_a_generator_into_a_preset_that_evaluate_scores(tmp_path):
+    """A table generator's recipe: the encoder fitted on the training split goes into the model's
+    config, the model learns with fit (no labels, `passes_per_epoch` passes an epoch, warm-up, clipping,
+    EMA), and the preset loads and is scored on a sampled table by `evaluate`."""
+    recipe = dataclasses.replace(
+        recipes.get("rectable_wine"), name="rectable_tiny_iris", architecture="rectable_tiny", model_overrides={},
+        data="iris", epochs=2, passes_per_epoch=3, warmup_epochs=1, target=0.0, limits={"copied_share": 0.0},
+        sample_options={"method": "euler", "steps": 4})
+    result = training.train(recipe, out=tmp_path / "run", verbose=0)
+    metrics = result["metrics"]
+    assert set(metrics) >= {"loss", "shapes", "trends", "c2st_auc", "mle_synthetic", "copied_share"}
+    assert result["reached"] == (metrics["copied_share"] == 0.0)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    model = presets.load(result["preset"])
+    assert model.encoder.spec.target == "target" and model.encoder.classes is not None
+    optimizer = training._optimizer(recipe, steps_per_epoch=3, epochs=2)
+    assert optimizer.use_ema and optimizer.global_clipnorm == 1.0
+    scored = training.evaluate(result["preset"])
+    assert scored["metrics"].keys() == {k: v for k, v in metrics.items() if k != "loss"}.keys()
+    assert scored["metrics"]["shapes"] == pytest.approx(metrics["shapes"], abs=1e-6)  # the same sample
+    assert scored["examples"] == len(data_lib.tabular.load_table("iris").test)
+
+
 def test_a_recipe_refuses_an_unknown_augmentation():
     with pytest.raises(ValueError, match=r"vit_digits: unknown `augment` \['flip'\]; allowed: shift"):
         dataclasses.replace(recipes.get("vit_digits"), augment={"flip": True, "shift": 1})

@@ -173,6 +173,16 @@ def _input_spec(model):
     return shape, dtype, high
 
 
+def _outputs(model, x):
+    """The outputs recorded for the fixed input: `model.preset_outputs(x)` where the model defines it
+    (a model whose call is random, such as a generator drawing its own noise), else `model(x)`."""
+    import keras
+
+    probe = getattr(model, "preset_outputs", None)
+    out = probe(x) if probe is not None else model(x, training=False)
+    return keras.ops.convert_to_numpy(out).astype("float64")
+
+
 def expected_output_error(model, metadata):
     """Largest absolute difference between the model's outputs on the fixed
     input and the outputs recorded in the preset's metadata."""
@@ -181,7 +191,7 @@ def expected_output_error(model, metadata):
     x = fixed_input(expected["input_shape"], expected.get("input_dtype", "float32"), expected.get("input_high"))
     import keras
 
-    out = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
+    out = _outputs(model, x)
     if out.shape != recorded.shape:
         raise PresetError(f"expected outputs of shape {recorded.shape}; the model gives {out.shape}.")
     return float(np.max(np.abs(out - recorded)))
@@ -206,7 +216,7 @@ def save(model, path, metadata=None):
     model.save_weights(path / WEIGHTS)
     shape, dtype, high = _input_spec(model)
     x = fixed_input(shape, dtype, high)
-    values = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
+    values = _outputs(model, x)
     full = {
         **(metadata or {}),
         "class_name": type(model).__name__,
@@ -273,9 +283,33 @@ def _check_plain(value, where):
                           f"lists), never a layer, Lambda, function or module. Nothing was built.")
 
 
-def _constructor_arguments(config, path):
+_OBJECT_KEYS = ("class_name", "module", "registered_name")
+
+
+def _check_data(value, where):
+    """JSON data (objects, lists, plain values) that the model's own code reads
+    as data: a mapping is allowed, but none that looks like a serialized Keras
+    object (a key class_name, module or registered_name)."""
+    if isinstance(value, dict):
+        found = [key for key in value if key in _OBJECT_KEYS or not isinstance(key, str)]
+        if found:
+            raise PresetError(f"{where} holds a mapping with key {found[0]!r}: a data entry of a preset's config "
+                              f"holds JSON data only, never a serialized object. Nothing was built.")
+        for key, item in value.items():
+            _check_data(item, f"{where}[{key!r}]")
+    elif isinstance(value, list):
+        for item in value:
+            _check_data(item, where)
+    else:
+        _check_plain(value, where)
+
+
+def _constructor_arguments(config, path, data_keys=()):
     """The model's constructor arguments from config.json, plain values only;
-    `dtype` may be a Keras dtype policy's serialization (its name is used)."""
+    `dtype` may be a Keras dtype policy's serialization (its name is used).
+    The keys of `data_keys` (the model class's `DATA_CONFIG`, such as
+    RecTable's fitted table encoder) may hold JSON objects, which that class
+    reads as data (`_check_data`)."""
     where = path / CONFIG
     arguments = config.get("config")
     if not isinstance(arguments, dict):
@@ -291,7 +325,7 @@ def _constructor_arguments(config, path):
                 raise PresetError(f"{where}: config['dtype'] must be a dtype policy name or a keras "
                                   f"{' / '.join(_DTYPE_POLICIES)}; got {value!r}. Nothing was built.")
             value = inner["name"]
-        _check_plain(value, f"{where}: config[{key!r}]")
+        (_check_data if key in data_keys else _check_plain)(value, f"{where}: config[{key!r}]")
         plain[key] = value
     return plain
 
@@ -405,7 +439,7 @@ def load(name_or_path, model_class=None):
             f"recorded in {path / METADATA}."
         )
     cls = _model_class(class_name, path, model_class)
-    arguments = _constructor_arguments(config, path)
+    arguments = _constructor_arguments(config, path, getattr(cls, "DATA_CONFIG", ()))
     _check_shapes(_model_shapes(cls, arguments, path), _stored_shapes(path), path)
     try:
         model = cls.from_config(arguments)
