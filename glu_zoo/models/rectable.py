@@ -285,6 +285,16 @@ class RecTable(ZooModel):
         """The `FlowPairs` layer that draws the training noise and times."""
         return self.get_layer("flow")
 
+    # The config's `encoder` is JSON data that TableEncoder.from_config reads (a preset may hold it).
+    DATA_CONFIG = ("encoder",)
+
+    def preset_outputs(self, x):
+        """What a preset records for its fixed input x (rows, width): the velocity at
+        t = i/(rows − 1) of row i, deterministic (the model's call draws noise)."""
+        rows = ops.shape(x)[0]
+        t = ops.linspace(T_MIN, 1.0, rows)
+        return self.network(ops.convert_to_tensor(x, "float32"), t, training=False)
+
     def get_config(self):
         return {**super().get_config(), "encoder": self.encoder.get_config(), "hidden_dims": list(self.hidden_dims),
                 "time_dim": self.time_dim, "dropout": self.dropout, "seed": self.seed}
@@ -462,7 +472,11 @@ class EMAWarmupAdam(keras.optimizers.Adam):
     """Adam whose weight EMA (`use_ema=True`) uses momentum min(ema_momentum, (2 + i)/(11 + i))
     at iteration i (torch_ema's (1 + n)/(10 + n) at update n = i + 1), so the average of a
     short run is not dominated by the initial weights (with a constant 0.9999, 2,000 steps
-    leave 0.9999²⁰⁰⁰ ≈ 82% of the initial weights in it)."""
+    leave 0.9999²⁰⁰⁰ ≈ 82% of the initial weights in it).
+
+    At the end of `fit` the weights take a copy of the averages: Keras 3.15 assigns the
+    average itself, so on JAX a weight and its average share one buffer and the next `fit`
+    fails ("Attempt to donate the same buffer twice") and leaves the model without weights."""
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
@@ -474,6 +488,15 @@ class EMAWarmupAdam(keras.optimizers.Adam):
             if average is not None:
                 m = ops.cast(momentum, var.dtype)
                 average.assign(m * average + (1.0 - m) * var)
+
+    def _overwrite_model_variables_with_average_value(self, trainable_variables):
+        if len(trainable_variables) != len(self._model_variables_moving_average):
+            raise ValueError(f"EMAWarmupAdam: {len(trainable_variables)} model variables to overwrite, but "
+                             f"{len(self._model_variables_moving_average)} averages; was the optimizer used on "
+                             f"this model?")
+        for var, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                var.assign(ops.copy(average))
 
 
 ARCHITECTURES = {
