@@ -347,6 +347,14 @@ class RecTable(ZooModel):
         return EMAWarmupAdam(learning_rate=schedule, global_clipnorm=clipnorm, use_ema=True,
                              ema_momentum=ema_momentum)
 
+    def preset_outputs(self, x):
+        """A deterministic probe of the weights (the model's call draws noise): the velocity
+        v_θ(x, t) at the rows' times t = linspace(10⁻³, 1, rows)."""
+        x = ops.convert_to_tensor(x, "float32")
+        rows = int(x.shape[0])
+        t = ops.convert_to_tensor(np.linspace(T_MIN, 1.0, rows, dtype=np.float32))
+        return self.network(x, t, training=False)
+
     # --- sampling ------------------------------------------------------------------------------------------------
 
     def noise(self, n, seed=0):

@@ -276,6 +276,17 @@ def test_keras_round_trip_gives_the_same_samples(table, tmp_path):
     pd.testing.assert_frame_equal(clone.sample(6, seed=1, steps=3), model.sample(6, seed=1, steps=3))
 
 
+def test_preset_outputs_are_the_velocity_at_fixed_times(table):
+    _, encoder, x = table
+    model = RecTable(encoder, **TINY)
+    randomise(model.network, np.random.default_rng(8))
+    probe = to_numpy(model.preset_outputs(x[:5]))
+    t = np.linspace(T_MIN, 1.0, 5)
+    expected = ref.rectable_net(x[:5], t, weights_of(model.network), TINY["hidden_dims"], TINY["time_dim"])
+    np.testing.assert_allclose(probe, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(to_numpy(model.preset_outputs(x[:5])), probe)
+
+
 # --- bad inputs ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [
