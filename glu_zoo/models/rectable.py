@@ -290,10 +290,12 @@ class RecTable(ZooModel):
 
     def preset_outputs(self, x):
         """What a preset records for its fixed input x (rows, width): the velocity at
-        t = i/(rows − 1) of row i, deterministic (the model's call draws noise)."""
-        rows = ops.shape(x)[0]
-        t = ops.linspace(T_MIN, 1.0, rows)
-        return self.network(ops.convert_to_tensor(x, "float32"), t, training=False)
+        t = 10⁻³ + (1 − 10⁻³)·i/(rows − 1) of row i, deterministic (the model's call draws noise)."""
+        x = ops.convert_to_tensor(x, "float32")
+        # The times from NumPy: ops.linspace in float32 differs by an ulp between backends, and 999·t
+        # makes that visible (7e-4 on torch against JAX, on random weights).
+        t = ops.convert_to_tensor(np.linspace(T_MIN, 1.0, int(x.shape[0])).astype(np.float32))
+        return self.network(x, t, training=False)
 
     def get_config(self):
         return {**super().get_config(), "encoder": self.encoder.get_config(), "hidden_dims": list(self.hidden_dims),
@@ -346,14 +348,6 @@ class RecTable(ZooModel):
             0.0, decay_steps=1, alpha=1.0, warmup_target=learning_rate, warmup_steps=warmup_steps)
         return EMAWarmupAdam(learning_rate=schedule, global_clipnorm=clipnorm, use_ema=True,
                              ema_momentum=ema_momentum)
-
-    def preset_outputs(self, x):
-        """A deterministic probe of the weights (the model's call draws noise): the velocity
-        v_θ(x, t) at the rows' times t = linspace(10⁻³, 1, rows)."""
-        x = ops.convert_to_tensor(x, "float32")
-        rows = int(x.shape[0])
-        t = ops.convert_to_tensor(np.linspace(T_MIN, 1.0, rows, dtype=np.float32))
-        return self.network(x, t, training=False)
 
     # --- sampling ------------------------------------------------------------------------------------------------
 
@@ -423,6 +417,12 @@ class RecTable(ZooModel):
         conditional — giving up after `max_rounds` times the batches an
         unconditional call needs. `last_sample_nfe` is the number of velocity
         evaluations of this call, summed over batches. Same `seed`, same rows.
+
+        The network sees 999·t through sinusoids, so v_θ may oscillate in t
+        with a period down to 2π/999 ≈ 0.0063: a step longer than that
+        (Euler with fewer than ~160 steps, RK45 at loose tolerances) does not
+        resolve it, and its error estimate may miss it (measured on a tiny,
+        briefly trained model: RK45 at 1e-5 was 0.008–0.02 from RK45 at 1e-7).
         """
         owner = "RecTable.sample"
         n = check_positive_int("n", n, owner)

@@ -58,7 +58,8 @@ def _times(t0, t1, dtype, owner):
 def _state(x0, owner):
     x0 = ops.convert_to_tensor(x0)
     if not keras.backend.is_float_dtype(x0.dtype):
-        raise ValueError(f"{owner}: `x0` must be floating point; got dtype {keras.backend.standardize_dtype(x0.dtype)}.")
+        dtype = keras.backend.standardize_dtype(x0.dtype)
+        raise ValueError(f"{owner}: `x0` must be floating point; got dtype {dtype}.")
     return x0
 
 

@@ -147,12 +147,12 @@ def test_fit_ends_with_the_ema_weights(table):
     """Two runs from the same weights and noise, with and without the EMA: the EMA run ends with the
     optimizer's averages in its weights, not with the raw weights the other run ends with."""
     _, encoder, x = table
-    runs = []
+    runs, initial = [], None
     for use_ema in (True, False):
         model = RecTable(encoder, seed=3, **TINY)
-        if runs:
-            model.set_weights(initial)
-        initial = model.get_weights()
+        if initial is None:
+            initial = model.get_weights()
+        model.set_weights(initial)
         optimizer = RecTable.default_optimizer(learning_rate=1e-2, warmup_steps=1)
         optimizer.use_ema = use_ema
         model.compile(optimizer=optimizer, **JIT)
@@ -281,7 +281,7 @@ def test_preset_outputs_are_the_velocity_at_fixed_times(table):
     model = RecTable(encoder, **TINY)
     randomise(model.network, np.random.default_rng(8))
     probe = to_numpy(model.preset_outputs(x[:5]))
-    t = np.linspace(T_MIN, 1.0, 5)
+    t = np.linspace(T_MIN, 1.0, 5).astype("float32")
     expected = ref.rectable_net(x[:5], t, weights_of(model.network), TINY["hidden_dims"], TINY["time_dim"])
     np.testing.assert_allclose(probe, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(to_numpy(model.preset_outputs(x[:5])), probe)
