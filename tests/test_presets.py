@@ -11,7 +11,7 @@ import pytest
 from glu_zoo import models, presets, training
 from glu_zoo.presets import PresetError
 
-SHIPPED = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits"]
+SHIPPED = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits", "trecvit_moving_digits"]
 
 
 def test_the_shipped_presets_are_listed():

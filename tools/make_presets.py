@@ -20,7 +20,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "glu_zoo" / "presets"
 MAX_BYTES = 2 * 1024 * 1024
-SHIPPED_RECIPES = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits"]
+SHIPPED_RECIPES = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits",
+                   "trecvit_moving_digits"]
 
 
 def main():
