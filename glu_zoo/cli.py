@@ -106,11 +106,13 @@ def _list():
     print("recipes:")
     for name in recipes.list_recipes():
         r = recipes.get(name)
-        print(f"  {name:32s} {r.architecture} on {r.data}, {r.epochs} epochs; target {r.metric} >= {r.target}")
+        limits = "".join(f", {k} <= {v}" for k, v in r.limits.items())
+        print(f"  {name:32s} {r.architecture} on {r.data}, {r.epochs} epochs; target {r.metric} >= {r.target}"
+              f"{limits}")
     print("presets:")
     for name in presets.list_presets():
         m = presets.get_metadata(name)
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in m.get("test_metrics", {}).items())
+        metrics = ", ".join(f"{k} {_number(v)}" for k, v in m.get("test_metrics", {}).items())
         print(f"  {name:32s} {m['class_name']}, {m['parameters']:,} parameters, trained on {m['backend']}; "
               f"test {metrics}")
 
@@ -137,8 +139,10 @@ def _run(args):
             )
             metric, target = next(iter(result["target"].items()))
             rate = result["examples_per_second"]
-            print(f"{result['recipe']} on {result['backend']}: test {metric} {result['metrics'][metric]:.4f} "
-                  f"(target {target}, {'reached' if result['reached'] else 'NOT reached'})"
+            limits = "".join(f", {name} {_number(result['metrics'].get(name))} (at most {limit})"
+                             for name, limit in result.get("limits", {}).items())
+            print(f"{result['recipe']} on {result['backend']}: test {metric} {_number(result['metrics'][metric])} "
+                  f"(target {target}{limits}; {'reached' if result['reached'] else 'NOT reached'})"
                   + ("" if rate is None else f"; {rate:.0f} training examples/s"))
             print(f"preset: {result['preset']}")
             return 0
@@ -146,13 +150,17 @@ def _run(args):
         if args.json:
             print(presets.dump_json(result))
         else:
-            metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+            metrics = ", ".join(f"{k} {_number(v)}" for k, v in result["metrics"].items())
             print(f"{args.preset} ({result['source']} preset {result['preset']}) on {result['backend']}: "
                   f"test {metrics}; largest difference from recorded outputs {result['expected_output_error']:.2e}")
         return 0
     except ValueError as error:
         print(f"glu-zoo: error: {error}", file=sys.stderr)
         return 2
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ def test_list_and_get():
         r = recipes.get(name)
         assert r.name == name
         assert r.architecture in glu_zoo.models.list_architectures()
-        assert r.data in glu_zoo.data.list_datasets()
+        assert r.data in glu_zoo.data.list_datasets() + glu_zoo.data.tabular.list_tables()
         assert 0 < r.target <= 1 and r.epochs > 0 and r.batch_size > 0
+        assert all(isinstance(limit, float) for limit in r.limits.values())
 
 
 def test_official_activator_setup():
