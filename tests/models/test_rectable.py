@@ -287,6 +287,20 @@ def test_preset_outputs_are_the_velocity_at_fixed_times(table):
     np.testing.assert_array_equal(to_numpy(model.preset_outputs(x[:5])), probe)
 
 
+def test_mixed_precision(table):
+    """Under mixed_bfloat16 the network computes in bfloat16; the noise, times, loss and the ODE state stay
+    float32; the config and a rebuilt model keep the policy."""
+    df, encoder, x = table
+    model = RecTable(encoder, dtype="mixed_bfloat16", **TINY)
+    assert model.network.compute_dtype == "bfloat16" and model.flow.compute_dtype == "float32"
+    assert {keras.backend.standardize_dtype(w.dtype) for w in model.weights} >= {"float32"}
+    clone = RecTable.from_config(json.loads(json.dumps(model.get_config())))
+    assert clone.network.head.compute_dtype == "bfloat16"
+    model.compile(optimizer=RecTable.default_optimizer(warmup_steps=1), **JIT)
+    assert np.isfinite(model.fit(x, batch_size=30, epochs=1, verbose=0).history["loss"][0])
+    assert list(model.sample(4, steps=2).dtypes) == list(df.dtypes)
+
+
 # --- bad inputs ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [
