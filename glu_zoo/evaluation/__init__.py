@@ -7,7 +7,8 @@ tabular generation papers (TabSyn, arXiv 2310.09656; RecTable, arXiv
 - `detection`: C2ST, the AUC of a random forest telling synthetic from real;
 - `efficiency`: machine-learning efficiency (train on synthetic, test on real);
 - `fidelity`: α-precision and β-recall;
-- `privacy`: distance to the closest record and the share of copied rows.
+- `privacy`: distance to the closest record and the share of copied rows;
+- `plots`: real against synthetic marginals and correlation matrices (PNG).
 
 Every metric takes pandas DataFrames holding the columns of a `TableSpec`
 (glu_zoo.data.tabular) and returns plain Python values (JSON-able).
@@ -18,6 +19,7 @@ from glu_zoo.evaluation._common import check_seed, check_spec, check_table
 from glu_zoo.evaluation.detection import c2st
 from glu_zoo.evaluation.efficiency import efficiency
 from glu_zoo.evaluation.fidelity import alpha_precision_beta_recall
+from glu_zoo.evaluation.plots import plot_correlations, plot_marginals
 from glu_zoo.evaluation.privacy import distance_to_closest_record
 from glu_zoo.evaluation.shapes import column_shapes, ks_complement, tv_complement
 from glu_zoo.evaluation.trends import column_pair_trends, contingency_similarity, correlation_similarity
@@ -33,6 +35,8 @@ __all__ = [
     "efficiency",
     "evaluate",
     "ks_complement",
+    "plot_correlations",
+    "plot_marginals",
     "summary",
     "tv_complement",
 ]
