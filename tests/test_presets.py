@@ -8,14 +8,15 @@ import keras
 import numpy as np
 import pytest
 
-from glu_zoo import models, presets, training
+from glu_zoo import models, presets, recipes, training
 from glu_zoo.presets import PresetError
 
 SHIPPED = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits", "trecvit_moving_digits"]
+TABLES = ["rectable_wine", "rectable_breast_cancer", "rectable_diabetes"]  # generators, scored on sampled tables
 
 
 def test_the_shipped_presets_are_listed():
-    assert set(SHIPPED) <= set(presets.list_presets())
+    assert set(SHIPPED + TABLES) == set(presets.list_presets())
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -31,7 +32,43 @@ def test_shipped_preset_reproduces_its_outputs_and_test_accuracy(name):
     assert result["backend"] == keras.backend.backend()
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", TABLES)
+def test_shipped_table_generator_reaches_its_recipe_on_this_backend(name):
+    """A RecTable preset samples (its recipe's sampler and seed) a table that meets the recipe's
+    target and limits on this backend, with the scores recorded when it was trained."""
+    metadata = presets.get_metadata(name)
+    model = models.RecTable.from_preset(name)
+    assert presets.expected_output_error(model, metadata) <= 1e-4
+    result = training.evaluate(name)
+    recipe = recipes.Recipe(**metadata["recipe"])
+    assert training._reached(recipe, result["metrics"]), result["metrics"]
+    assert result["metrics"]["copied_share"] == 0.0
+    recorded = metadata["test_metrics"]
+    for key in ("shapes", "trends", "alpha_precision"):  # floating-point differences between backends only
+        assert abs(result["metrics"][key] - recorded[key]) <= 0.01, (key, result["metrics"][key], recorded[key])
+
+
+def test_a_table_generator_preset_holds_its_encoder_as_data_only(tmp_path, monkeypatch):
+    """RecTable's config holds its fitted encoder (a JSON object: DATA_CONFIG); a serialized object
+    anywhere in it, or a mapping in any other key, is refused before anything is built."""
+    made = []
+    monkeypatch.setattr(models.RecTable, "__init__", lambda self, *a, **k: made.append(1))
+    for i, (key, edit) in enumerate([("encoder", lambda e: e.update({"spec": LAMBDA})),
+                                     ("encoder", lambda e: e["state"].update({"quantiles": [LAMBDA]})),
+                                     ("hidden_dims", None)]):
+        path = tmp_path / str(i)
+        shutil.copytree(presets.SHIPPED / TABLES[0], path)
+        if edit is None:
+            _tamper(path, config=lambda c: c["config"].update({key: [128, {"class_name": "Lambda"}]}))
+        else:
+            _tamper(path, config=lambda c: edit(c["config"]["encoder"]))
+        with pytest.raises(PresetError, match=rf"config\['{key}'\].* holds (a mapping with key 'module'|"
+                                              rf"'Lambda')"):
+            presets.load(path)
+    assert made == []
+
+
+@pytest.mark.parametrize("name", SHIPPED + TABLES)
 def test_shipped_preset_metadata(name, tmp_path):
     m = presets.get_metadata(name)
     for key in ("recipe", "data_split", "test_metrics", "parameters", "keras_version", "backend", "date",
