@@ -70,7 +70,7 @@ def baseline_classes():
     from keras import ops
 
     from glu_zoo.models import rectable
-    from glu_zoo.models.rectable import TIME_SCALE, FlowPairs, RecTable, timestep_embedding
+    from glu_zoo.models.rectable import TIME_SCALE, RecTable, timestep_embedding
 
     def dense(units, name, activation=None):
         return keras.layers.Dense(units, activation=activation, name=name,
@@ -111,21 +111,13 @@ def baseline_classes():
             return (*x_shape[:-1], self.width)
 
     class MLPFlow(RecTable):
-        """RecTable's flow (FlowPairs, compute_loss, sample) with `ReLUMLPNet` as the velocity
-        network: RecTable builds its RecTableNet inside __init__, so this graph is built here."""
+        """RecTable's flow (FlowPairs, compute_loss, sample) with `ReLUMLPNet` as the velocity network."""
 
         def __init__(self, encoder, hidden_dims, time_dim=128, seed=None, **kwargs):
-            encoder = rectable._encoder(encoder, "MLPFlow")
-            flow = FlowPairs(encoder.numerical_width, seed=seed, name="flow")
-            network = ReLUMLPNet(encoder.width, hidden_dims, time_dim, name="network")
-            data = keras.Input(shape=(encoder.width,), name="data")
-            x_t, t, target = flow(data)
-            velocity = network(x_t, t)
-            # keras.Model's functional constructor, past RecTable's (which would build a RecTableNet).
-            super(RecTable, self).__init__(inputs=data, outputs={"velocity": velocity, "target": target},
-                                           name="mlp_flow", **kwargs)
-            self.encoder, self.hidden_dims, self.time_dim = encoder, tuple(hidden_dims), time_dim
-            self.dropout, self.seed, self.last_sample_nfe, self._samplers = 0.0, seed, None, {}
+            super().__init__(encoder, hidden_dims, time_dim, seed=seed, name="mlp_flow", **kwargs)
+
+        def velocity_network(self, width, hidden_dims, time_dim, dropout):
+            return ReLUMLPNet(width, hidden_dims, time_dim, name="network")
 
     return ReLUMLPNet, MLPFlow
 

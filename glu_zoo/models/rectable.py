@@ -258,7 +258,7 @@ class RecTable(ZooModel):
 
         # === Layers ===
         flow = FlowPairs(encoder.numerical_width, seed=seed, name="flow")
-        network = RecTableNet(width, hidden_dims, time_dim, dropout, name="network")
+        network = self.velocity_network(width, hidden_dims, time_dim, dropout)
 
         # === Functional Model ===
         data = keras.Input(shape=(width,), name="data")
@@ -274,6 +274,11 @@ class RecTable(ZooModel):
         self.seed = seed
         self.last_sample_nfe = None
         self._samplers = {}
+
+    def velocity_network(self, width, hidden_dims, time_dim, dropout):
+        """The layer v_θ(x, t) that the constructor wires in (named "network"): a `RecTableNet`.
+        A subclass may return another network of the same call signature (a baseline)."""
+        return RecTableNet(width, hidden_dims, time_dim, dropout, name="network")
 
     @property
     def network(self):
