@@ -493,3 +493,28 @@ def rectable_net(x, t, w, hidden_dims, time_dim):
         a = h @ w[f"block_{i}/kernel"] + w[f"block_{i}/bias"]
         h = sigmoid(a[:, :units]) * a[:, units:]
     return h @ w["head/kernel"] + w["head/bias"]
+
+
+# --- GRU (ParallelGRU, DEER) ---
+
+
+def gru(x, kernel, recurrent_kernel, bias, h0=None, mask=None):
+    """Keras's GRU with reset_after=True, step by step in float64 (Cho et al.
+    2014): z = σ(x_z + h_z), r = σ(x_r + h_r), n = tanh(x_h + r·h_h),
+    h ← z·h + (1 − z)·n; a masked step keeps h. Returns every step's h."""
+    x = np.asarray(x, np.float64)
+    batch, length, _ = x.shape
+    units = recurrent_kernel.shape[0]
+    h = np.zeros((batch, units)) if h0 is None else np.asarray(h0, np.float64)
+    xp = x @ kernel + bias[0]
+    out = np.zeros((batch, length, units))
+    for t in range(length):
+        hp = h @ recurrent_kernel + bias[1]
+        z = sigmoid(xp[:, t, :units] + hp[:, :units])
+        r = sigmoid(xp[:, t, units:2 * units] + hp[:, units:2 * units])
+        n = np.tanh(xp[:, t, 2 * units:] + r * hp[:, 2 * units:])
+        new = z * h + (1 - z) * n
+        h = new if mask is None else np.where(mask[:, t, None], new, h)
+        out[:, t] = h
+    return out
+
