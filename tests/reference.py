@@ -518,3 +518,44 @@ def gru(x, kernel, recurrent_kernel, bias, h0=None, mask=None):
         out[:, t] = h
     return out
 
+
+# --- L2-SVM / GRU-SVM ---
+# Agarap 2017 (arXiv 1709.03082): decision values o = hW + b; loss ½‖W‖² + C·Σ_i Σ_k max(0, 1 − y_ik·o_ik)² with
+# y in one-vs-rest ±1 coding. float64.
+
+
+def plus_minus(labels, num_classes):
+    """One-vs-rest ±1 coding (batch, K) of class ids (batch,) / (batch, 1), one-hot or ±1 labels (batch, K)."""
+    labels = np.asarray(labels, np.float64)
+    if labels.ndim == 1 or labels.shape[-1] == 1:
+        ids = labels.reshape(-1).astype(int)
+        return np.array([[1.0 if k == i else -1.0 for k in range(num_classes)] for i in ids])
+    return np.array([[1.0 if v > 0 else -1.0 for v in row] for row in labels])
+
+
+def squared_hinge(labels, o, C):
+    """C·Σ_k max(0, 1 − y_k·o_k)² of each example, shape (batch,)."""
+    o = np.asarray(o, np.float64)
+    y = plus_minus(labels, o.shape[-1])
+    return C * np.sum(np.maximum(0.0, 1.0 - y * o) ** 2, axis=-1)
+
+
+def l2svm_objective(labels, o, kernel, C):
+    """The paper's objective of one batch: ½‖W‖² + C·Σ_i Σ_k max(0, 1 − y_ik·o_ik)²."""
+    return 0.5 * np.sum(np.asarray(kernel, np.float64) ** 2) + np.sum(squared_hinge(labels, o, C))
+
+
+def l2svm_objective_grad(x, labels, kernel, bias, C):
+    """(∂/∂W, ∂/∂b) of the objective for o = xW + b: W − 2C·xᵀ(y·max(0, 1 − y·o)), −2C·Σ_i y·max(0, 1 − y·o)."""
+    x, kernel, bias = (np.asarray(a, np.float64) for a in (x, kernel, bias))
+    o = x @ kernel + bias
+    y = plus_minus(labels, o.shape[-1])
+    slack = np.maximum(0.0, 1.0 - y * o)
+    return kernel - 2 * C * x.T @ (y * slack), -2 * C * np.sum(y * slack, axis=0)
+
+
+def gru_svm(x, w):
+    """GRUSVM's outputs: the last output of Keras's GRU (reset_after=True) through the linear head
+    ("gru/kernel", "gru/recurrent_kernel", "gru/bias", "head/kernel", "head/bias")."""
+    h = gru(x, w["gru/kernel"], w["gru/recurrent_kernel"], w["gru/bias"])[:, -1]
+    return h @ w["head/kernel"] + w["head/bias"]

@@ -8,6 +8,7 @@ from glu_zoo.layers.pooling import MaskedMeanPooling
 from glu_zoo.layers.transformer import TransformerEncoderBlock
 from glu_zoo.layers.lru import LRU, LRUBlock
 from glu_zoo.layers.rglru import RGLRU, RecurrentBlock
+from glu_zoo.layers.svm import L2SVM, SquaredHinge, squared_hinge
 from glu_zoo.layers.deer import ParallelGRU
 from glu_zoo.ops.scan import SCAN_MODES
 
@@ -31,6 +32,9 @@ __all__ = [
     "LRUBlock",
     "RGLRU",
     "RecurrentBlock",
+    "L2SVM",
+    "SquaredHinge",
+    "squared_hinge",
     "ParallelGRU",
     "SCAN_MODES",
 ]
