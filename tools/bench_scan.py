@@ -36,10 +36,9 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-from benchlib import write_block
+from benchlib import PeakRSS, rss_bytes, write_block
 
 BACKENDS = ("jax", "tensorflow", "torch")
 LAYERS = ("LRU", "RGLRU")
@@ -52,32 +51,6 @@ AIM = 1.10
 AIM_JAX = 2.0  # every backend's auto within 2× of JAX's auto
 TIE = 1.10  # --table: a mode within 10% of the fastest counts as fast
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "glu_zoo", "ops", "scan_auto.json")
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Largest resident set seen by a sampling thread while the block runs."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
-            time.sleep(0.0005)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
 
 
 def worker(backend, layer_name, length, rounds, budget, skip=(), kinds=KINDS):
@@ -116,7 +89,7 @@ def worker(backend, layer_name, length, rounds, budget, skip=(), kinds=KINDS):
         first = {}
         for mode, call in calls.items():  # compile, settle, and measure memory
             call()
-            idle = _rss_bytes()
+            idle = rss_bytes()
             with PeakRSS() as peak:
                 t0 = time.perf_counter()
                 call()
