@@ -203,3 +203,16 @@ def test_bad_inputs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layer(x)  # converges: no warning
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the plain-torch sequential GRU is torch's fast path")
+def test_torch_fast_path_equals_keras_ops(monkeypatch):
+    from glu_zoo.layers import deer
+
+    rng = np.random.default_rng(10)
+    _, layer = _pair(rng, method="sequential")
+    x = rng.normal(size=(2, 20, 3)).astype("float32")
+    mask = _mask(2, 20)
+    fast = to_numpy(layer(x, mask=mask))
+    monkeypatch.setattr(deer, "_TORCH_FAST_PATH", False)
+    np.testing.assert_allclose(fast, to_numpy(layer(x, mask=mask)), atol=1e-6)
