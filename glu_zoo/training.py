@@ -376,10 +376,13 @@ def _compile(model, optimizer=None, classify=True):
     # 0.6-0.8 s eager, and later epochs are only 15-25% faster (results as
     # eager's), so a 60-epoch recipe would break even after ~1,000 epochs.
     xla = keras.backend.backend() != "torch"
+    # A classifier may bring its own loss (GRUSVM's L2-SVM: `classification_loss()`); a
+    # generator (RecTable) brings its own through compute_loss.
+    own_loss = getattr(model, "classification_loss", None)
     model.compile(
         optimizer=optimizer or "adam",
-        # A generator (RecTable) brings its own loss (compute_loss).
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else None,
+        loss=(own_loss() if own_loss else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if classify else None,
         metrics=["accuracy"] if classify else None,
         jit_compile=xla,
         # Several steps per call: one sync of the logs and one round of batch

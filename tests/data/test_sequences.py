@@ -173,9 +173,11 @@ def malformed(rows, row, column, value):
     (lambda rows: malformed(rows, 6, "start_time", "25h"), r"row 6, column 'start_time': '25h' is not a time"),
     (lambda rows: malformed(rows, 7, "label", "2"), r"row 7, column 'label': '2' is not a label; allowed: 1 "),
     (lambda rows: malformed(rows, 8, "flag", ""), r"row 8, column 'flag': the value is empty"),
-    (lambda rows: rows[:4] + [rows[4][:-1]] + rows[5:], r"row 5, column 'protocol': the row ends before this column \(23 of 24"),
+    (lambda rows: rows[:4] + [rows[4][:-1]] + rows[5:],
+     r"row 5, column 'protocol': the row ends before this column \(23 of 24"),
     (lambda rows: [r[:-1] for r in rows], r"has 23 columns; a Kyoto 2013 log has 24 \(missing: protocol\)"),
-    (lambda rows: rows[:6] + [rows[6] + ["x"]] + rows[7:], r"row 7, column 'protocol': the row goes on past this last column \(25 of 24 fields\)"),
+    (lambda rows: rows[:6] + [rows[6] + ["x"]] + rows[7:],
+     r"row 7, column 'protocol': the row goes on past this last column \(25 of 24 fields\)"),
 ])
 def test_a_malformed_kyoto_file_names_the_column_and_the_row(tmp_path, edit, match):
     rows = kyoto_rows(np.random.default_rng(1), 10)
@@ -199,7 +201,8 @@ def test_kyoto_bad_options(kyoto, tmp_path):
     rows = kyoto_rows(np.random.default_rng(2), 6)
     for r in rows:
         r[KYOTO_COLUMNS.index("label")] = "1"
-    with pytest.raises(ValueError, match=r"a stratified split needs at least 2 rows of each class .* got \{'normal': 6\}"):
+    with pytest.raises(ValueError, match=r"a stratified split needs at least 2 rows of each class .* got "
+                                         r"\{'normal': 6\}"):
         load_kyoto(write(tmp_path / "one.csv", rows))
     with pytest.raises(ValueError, match=r"read_kyoto: .*missing.csv"):
         load_kyoto(tmp_path / "missing.csv")
