@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from glu_zoo.layers.checks import check_choice, check_dropout, check_floating, check_number, check_positive_int
-from glu_zoo.layers.svm import L2SVM, SquaredHinge
+from glu_zoo.layers.svm import L2SVM, SquaredHinge, check_labels
 from glu_zoo.models.base import ZooModel, check_sequence_length
 
 __all__ = ["GRUSVM", "ARCHITECTURES", "RECURRENT", "HEADS"]
@@ -25,6 +25,9 @@ class GRUSVM(ZooModel):
     argmax o. The dropout is on the GRU's inputs, as the official code's
     `DropoutWrapper(input_keep_prob)`. `classification_loss()` is the loss to
     compile with (glu_zoo.training uses it); the ½‖W‖² is in `model.losses`.
+    `fit` and `evaluate` check array labels before they start (out of
+    range, or not in the head's codings: a ValueError naming them), and the
+    inputs (shape, finite floats), as `model(x)` does for concrete inputs.
 
     Args:
         sequence_length: T, the steps of each input (a table's features).
@@ -99,6 +102,25 @@ class GRUSVM(ZooModel):
         if self.head == "svm":
             return SquaredHinge(C=self.C)
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def check_labels(self, y, name="labels"):
+        """A ValueError unless `y` (an array; data sets are left to the loss) holds labels the head's loss
+        takes: class ids in [0, K) (both heads), or one-hot or ±1 labels (batch, K) (head "svm")."""
+        if y is None or isinstance(y, dict) or not hasattr(y, "shape") and not isinstance(y, (list, tuple)):
+            return
+        check_labels(y, (None, self.num_classes), self._owner(name), name="y", ids_only=self.head != "svm")
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self.check_labels(y, "training labels")
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            self.check_labels(validation[1], "validation labels")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if not self._inside_own_loop:  # fit's validation: checked before fit began
+            self.check_labels(y)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def predict_classes(self, x, **kwargs):
         """argmax of the decision values (or logits), int, shape (batch,)."""

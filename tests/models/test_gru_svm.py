@@ -163,6 +163,26 @@ def test_nan_and_wrong_inputs_are_named():
     assert model.predict(sequences(14), verbose=0).shape == (4, 3)  # it still works
 
 
+def test_labels_the_head_cannot_take_are_named_before_fit_or_evaluate_starts():
+    x = sequences(15)
+    svm, softmax = GRUSVM(**SMALL), GRUSVM(**SMALL, head="softmax")
+    for model in (svm, softmax):
+        model.compile(optimizer="adam", loss=model.classification_loss(), **JIT)
+    ids = np.array([0, 2, 1, 3])
+    with pytest.raises(ValueError, match=r"GRUSVM 'gru_svm', training labels: `y` holds the value 3 \(at index 3\); "
+                                         r"allowed: class ids .* integers in \[0, 3\); one-hot"):
+        svm.fit(x, ids, verbose=0)
+    with pytest.raises(ValueError, match=r"GRUSVM 'gru_softmax', validation labels: `y` holds the value 3"):
+        softmax.fit(x, ids % 3, validation_data=(x, ids), verbose=0)
+    with pytest.raises(ValueError, match=r"GRUSVM 'gru_softmax', labels: `y` has shape \(4, 3\); allowed: class ids "
+                                         r"of shape \(batch,\) or \(batch, 1\), integers in \[0, 3\)\.$"):
+        softmax.evaluate(x, np.eye(3)[ids % 3], verbose=0)  # the softmax head takes class ids only
+    with pytest.raises(ValueError, match=r"`y` row 0 is \[1.0, 1.0, -1.0\], with 2 classes"):
+        svm.evaluate(x, np.array([[1, 1, -1]] * 4), verbose=0)
+    plus_minus = 2 * np.eye(3)[ids % 3] - 1
+    assert np.isfinite(svm.fit(x, plus_minus, verbose=0).history["loss"][0])  # the SVM head takes ±1 labels
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(recurrent="cudnn"), r"unknown `recurrent` 'cudnn'; allowed: keras, parallel"),
     (dict(head="hinge"), r"unknown `head` 'hinge'; allowed: svm, softmax"),
