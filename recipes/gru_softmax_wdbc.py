@@ -2,8 +2,9 @@
 
 The gru_svm_wdbc recipe with a softmax head instead of the L2-SVM: the same
 data, GRU(64), optimiser, batch, epochs and validation; cross-entropy from
-the logits. Target 0.93: linear models on these standardised features score
-0.94-0.96 on this test split.
+the logits. Target 0.92: it reached 0.936-0.953 in nine runs (three seeds
+on each backend), below the SVM head's 0.947-0.953; linear models on these
+standardised features score 0.94-0.96 on this test split.
 """
 
 from glu_zoo.recipes import Recipe
@@ -17,7 +18,7 @@ RECIPE = Recipe(
     optimizer="adam",
     learning_rate=1e-3,
     batch_size=32,
-    epochs=50,
+    epochs=30,
     metric="accuracy",
-    target=0.93,
+    target=0.92,
 )
