@@ -98,9 +98,13 @@ def test_the_objective_of_the_svm_head_is_the_papers():
     np.testing.assert_allclose(model.evaluate(x, y, batch_size=4, verbose=0), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("head", ["svm", "softmax"])
-def test_round_trips(head, tmp_path):
-    model = GRUSVM(**SMALL, head=head, C=2.0, dropout=0.1)
+@pytest.mark.parametrize("head, recurrent", [
+    ("svm", "keras"),
+    ("softmax", "keras"),
+    pytest.param("svm", "parallel", marks=pytest.mark.skipif(not parallel_gru_available(), reason="no ParallelGRU")),
+])
+def test_round_trips(head, recurrent, tmp_path):
+    model = GRUSVM(**SMALL, head=head, recurrent=recurrent, C=2.0, dropout=0.1)
     randomise(model, np.random.default_rng(8))
     x = sequences(9)
     check_keras_round_trip(model, x, tmp_path)
