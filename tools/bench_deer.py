@@ -284,15 +284,16 @@ def main():
             cmd = [sys.executable, __file__, "--worker", backend, units, "--lengths", args.lengths,
                    "--methods", args.methods, "--rounds", str(args.rounds), "--budget", str(args.budget)]
             run = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if run.returncode:
-                sys.exit(f"{backend} hidden {units} failed:\n{run.stderr[-3000:]}")
+            if run.returncode:  # reported; the other processes still run
+                print(f"{backend} hidden {units} failed:\n{run.stderr[-3000:]}", file=sys.stderr, flush=True)
+                continue
             rows += json.loads(run.stdout.split("RESULT ", 1)[1])
             print(f"{backend} hidden {units} done", file=sys.stderr, flush=True)
+            if args.json:  # after every process, so that a later failure loses nothing
+                with open(args.json, "w") as f:
+                    json.dump(rows, f, indent=1)
     text = table(rows)
     print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
     if args.write:
         write_block(args.write, "bench_deer", "ParallelGRU: DEER, quasi-DEER and sequential (`tools/bench_deer.py`)",
                     text)

@@ -285,7 +285,7 @@ def _compiled(fn, *static):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(bound, jit_compile=True, reduce_retracing=True)
+        return tf.function(bound, jit_compile=True)  # traced per shape: a scan needs its length
     return bound
 
 

@@ -246,3 +246,14 @@ def test_torch_fast_path_equals_keras_ops(monkeypatch):
     fast = to_numpy(layer(x, mask=mask))
     monkeypatch.setattr(deer, "_TORCH_FAST_PATH", False)
     np.testing.assert_allclose(fast, to_numpy(layer(x, mask=mask)), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["deer", "quasi_deer"])
+def test_eager_calls_at_several_lengths(method):
+    # Each length compiles its own solve (a scan needs its length when traced);
+    # above 50 steps the solves share their static arguments (max_iter 50).
+    rng = np.random.default_rng(12)
+    _, layer = _pair(rng, length=60, method=method)
+    for length in (60, 90, 75):
+        x = rng.normal(size=(2, length, 3)).astype("float32")
+        np.testing.assert_allclose(to_numpy(layer(x)), reference.gru(x, *_weights(layer)), atol=1e-5)
