@@ -80,6 +80,7 @@ VARIANT_GATES = {
     "bilinear": lambda a, al: a,
     "reglu": lambda a, al: np.maximum(a, 0.0),
     "geglu": lambda a, al: gelu(a),
+    "geglu_tanh": lambda a, al: gelu_tanh(a),
     "swiglu": lambda a, al: a * sigmoid(a),
     "goglu": lambda a, al: golu(a),
     "xatglu": lambda a, al: expanded_gate(a, al, "arctan"),

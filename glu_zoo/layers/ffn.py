@@ -37,6 +37,7 @@ _GATES = {
     "bilinear": lambda a: a,
     "reglu": ops.relu,
     "geglu": activations.gelu,
+    "geglu_tanh": lambda a: activations.gelu(a, approximate=True),  # T5 v1.1's "gated-gelu"
     "swiglu": ops.silu,
     "goglu": activations.golu,
 }
@@ -192,7 +193,8 @@ class GatedFFN(_FeedForward):
     """GLU feed-forward layer, FFN_X(x) = (act(x·W) ⊗ x·V)·W2 (Shazeer 2020).
 
     Variants: glu σ(a)⊗b, bilinear a⊗b, reglu max(0, a)⊗b, geglu GELU(a)⊗b
-    (exact GELU), swiglu Swish₁(a)⊗b, goglu GoLU(a)⊗b, and the first-order
+    (exact GELU), geglu_tanh (GELU in its tanh form, T5 v1.1's "gated-gelu"),
+    swiglu Swish₁(a)⊗b, goglu GoLU(a)⊗b, and the first-order
     expanded xatglu, xgeglu, xswiglu g(a)·(1 + 2α) − α ⊗ b (Huang 2024), with
     a = x·W, b = x·V. W and V are one fused `kernel_in` of shape
     (d, 2·hidden_dim): columns [:hidden_dim] are W (the activated branch),

@@ -205,7 +205,7 @@ def test_unknown_activation_and_variant_list_the_allowed_names():
     with pytest.raises(ValueError, match=r"`activation` 'tanh'.*relu, gelu, gelu_tanh, swish, golu, atlu, xatlu, "
                                            r"xgelu, xsilu"):
         FFN(8, activation="tanh")
-    with pytest.raises(ValueError, match=r"`variant` 'SwiGLU'.*glu, bilinear, reglu, geglu, swiglu, goglu, "
+    with pytest.raises(ValueError, match=r"`variant` 'SwiGLU'.*glu, bilinear, reglu, geglu, geglu_tanh, swiglu, goglu, "
                                          r"xatglu, xgeglu, xswiglu"):
         GatedFFN(8, variant="SwiGLU")
 
