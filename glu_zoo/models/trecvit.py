@@ -17,6 +17,7 @@ from glu_zoo.layers.embedding import (ClassToken, PatchEmbedding, PositionEmbedd
 from glu_zoo.layers.rglru import RecurrentBlock
 from glu_zoo.layers.transformer import TransformerEncoderBlock, check_heads, check_mlp
 from glu_zoo.models.base import ZooModel, check_batch
+from glu_zoo.models.checkpoints import check_arrays, read_arrays
 from glu_zoo.ops.scan import SCAN_MODES
 
 __all__ = ["TRecViT", "VideoTokenizer", "TRecViTLayer", "ARCHITECTURES"]
@@ -529,52 +530,17 @@ class TRecViT(ZooModel):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"TRecViT.from_official: unknown architecture {architecture!r}; known: "
                              f"{', '.join(sorted(ARCHITECTURES))}.")
-        arrays = _read_checkpoint(checkpoint)
+        arrays = read_arrays(checkpoint, "TRecViT.from_official")
         _, config = ARCHITECTURES[architecture]
         model = cls(**{**config, **overrides})
         targets = model.official_weights()
         source = checkpoint if isinstance(checkpoint, (str, os.PathLike)) else "the checkpoint"
-        problems = []
-        missing = [name for name in targets if name not in arrays]
-        if missing:
-            problems.append(f"missing {len(missing)} weight(s): " + ", ".join(
-                f"{name} {(1,) * targets[name][1] + tuple(targets[name][0].shape)}" for name in missing[:8])
-                + (" ..." if len(missing) > 8 else ""))
-        unexpected = [name for name in arrays if name not in targets]
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected name(s): " + ", ".join(
-                f"{name} {arrays[name].shape}" for name in unexpected[:8]) + (" ..." if len(unexpected) > 8 else ""))
-        for name, (variable, leading) in targets.items():
-            if name not in arrays:
-                continue
-            value = arrays[name]
-            expected = (1,) * leading + tuple(variable.shape)
-            if value.shape != expected:
-                problems.append(f"{name} must have shape {expected}; got shape {value.shape}")
-            elif not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
-                problems.append(f"{name} must hold numbers; got dtype {value.dtype}")
-        if problems:
-            raise ValueError(f"TRecViT.from_official: {source} does not fit {architecture}"
-                             f"{' with ' + repr(overrides) if overrides else ''}: " + "; ".join(problems) + ".")
+        check_arrays(arrays, {name: (1,) * leading + tuple(variable.shape) for name, (variable, leading) in
+                              targets.items()}, "TRecViT.from_official",
+                     f"{source} does not fit {architecture}{' with ' + repr(overrides) if overrides else ''}")
         for name, (variable, leading) in targets.items():
             variable.assign(arrays[name].reshape(tuple(variable.shape)).astype("float32"))
         return model
-
-
-def _read_checkpoint(checkpoint):
-    """{name: NumPy array} of a path to an .npz (no pickles) or of a dict."""
-    if isinstance(checkpoint, (str, os.PathLike)):
-        with np.load(checkpoint, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    if isinstance(checkpoint, dict):
-        arrays = {}
-        for name, value in checkpoint.items():
-            if not isinstance(name, str):
-                raise ValueError(f"TRecViT.from_official: checkpoint names must be strings; got {name!r}.")
-            arrays[name] = np.asarray(value)
-        return arrays
-    raise ValueError(f"TRecViT.from_official: `checkpoint` must be the path of an .npz file or a dict of arrays; "
-                     f"got {type(checkpoint).__name__}.")
 
 
 # Sizes of the official code (big_vision's ViT table): RG-LRU width 2·d with
