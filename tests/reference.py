@@ -560,3 +560,62 @@ def gru_svm(x, w):
     ("gru/kernel", "gru/recurrent_kernel", "gru/bias", "head/kernel", "head/bias")."""
     h = gru(x, w["gru/kernel"], w["gru/recurrent_kernel"], w["gru/bias"])[:, -1]
     return h @ w["head/kernel"] + w["head/bias"]
+
+
+# --- attention (issue 13) ---
+# ALiBi (Press et al. 2021, arXiv 2108.12409), T5's relative position buckets (Raffel et al. 2019,
+# arXiv 1910.10683) and multi-head attention in glu_zoo's MultiHeadAttention layout: kernels
+# query_kernel, key_kernel, value_kernel (d, H·k), output_kernel (H·k, d), head-major columns. float64.
+
+def alibi_bias(slopes, query_positions, key_positions):
+    """−slope_h·|q_i − k_j|, (batch, heads, Tq, Tk) from positions (batch, Tq), (batch, Tk)."""
+    distance = np.abs(np.asarray(query_positions)[:, :, None] - np.asarray(key_positions)[:, None, :])
+    return -np.asarray(slopes, np.float64)[None, :, None, None] * distance[:, None]
+
+
+def t5_relative_position_bucket(relative_position, bidirectional=True, num_buckets=32, max_distance=128):
+    """T5's bucketing of r = key − query, one position at a time, as the paper's Mesh TensorFlow code."""
+    def one(r):
+        n, bucket = num_buckets, 0
+        if bidirectional:
+            n //= 2
+            if r > 0:
+                bucket += n
+            r = abs(r)
+        else:
+            r = max(-r, 0)
+        max_exact = n // 2
+        if r < max_exact:
+            return bucket + r
+        large = max_exact + int(math.log(r / max_exact) / math.log(max_distance / max_exact) * (n - max_exact))
+        return bucket + min(large, n - 1)
+
+    rel = np.asarray(relative_position)
+    return np.vectorize(one, otypes=[np.int64])(rel)
+
+
+def attention(q, k, v, bias=None, mask=None, scale=None):
+    """softmax(scale·q·kᵀ + bias) v over the keys where mask is True, (batch, T, heads, dim) layout;
+    a query with no key gets 0."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    logits = np.einsum("bthd,bshd->bhts", q, k) * scale
+    if bias is not None:
+        logits = logits + bias
+    mask = np.ones(logits.shape, bool) if mask is None else np.broadcast_to(mask, logits.shape)
+    logits = np.where(mask, logits, -np.inf)
+    top = np.max(logits, axis=-1, keepdims=True)
+    e = np.where(mask, np.exp(logits - np.where(np.isfinite(top), top, 0.0)), 0.0)
+    total = e.sum(-1, keepdims=True)
+    probs = np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+    return np.einsum("bhts,bshd->bthd", probs, v)
+
+
+def projected_attention(query, key_value, w, num_heads, bias=None, mask=None, scale=None):
+    """Multi-head attention: project, split heads, `attention`, merge, project back."""
+    def heads(x, name):
+        y = x @ w[f"{name}_kernel"] + w.get(f"{name}_bias", 0.0)
+        return y.reshape(*y.shape[:-1], num_heads, -1)
+
+    key_value = query if key_value is None else key_value
+    out = attention(heads(query, "query"), heads(key_value, "key"), heads(key_value, "value"), bias, mask, scale)
+    return out.reshape(*out.shape[:2], -1) @ w["output_kernel"] + w.get("output_bias", 0.0)

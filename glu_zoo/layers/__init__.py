@@ -1,6 +1,20 @@
 """Layers of glu_zoo, one file per family."""
 
 from glu_zoo.layers.activator import ActivatorGatingUnit, torch_linear_init
+from glu_zoo.layers.attention import (
+    MultiHeadAttention,
+    Packing,
+    RelativePositionBias,
+    alibi_bias,
+    alibi_slopes,
+    dot_product_attention,
+    naive_attention,
+    pack,
+    pack_sequences,
+    relative_position_bucket,
+    segment_mask,
+    unpack,
+)
 from glu_zoo.layers.embedding import ClassToken, PatchEmbedding, PositionEmbedding
 from glu_zoo.layers.ffn import FFN, FFN_ACTIVATIONS, GATED_VARIANTS, GatedFFN
 from glu_zoo.layers.gates import XATLU, XGELU, GoLU, XSiLU
@@ -37,4 +51,16 @@ __all__ = [
     "squared_hinge",
     "ParallelGRU",
     "SCAN_MODES",
+    "MultiHeadAttention",
+    "RelativePositionBias",
+    "Packing",
+    "alibi_bias",
+    "alibi_slopes",
+    "dot_product_attention",
+    "naive_attention",
+    "pack",
+    "pack_sequences",
+    "relative_position_bucket",
+    "segment_mask",
+    "unpack",
 ]
