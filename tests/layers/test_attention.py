@@ -17,7 +17,7 @@ from glu_zoo.layers import (
     unpack,
 )
 from tests import reference as ref
-from tests.conftest import to_numpy
+from tests.conftest import input_grads, to_numpy
 
 TOL = dict(rtol=2e-5, atol=2e-5)
 
@@ -148,6 +148,25 @@ def test_fully_masked_rows_give_zeros(with_bias):
         np.testing.assert_array_equal(out[1, 4, 1], 0.0)
         expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), bias, mask)
         np.testing.assert_allclose(out, expected, **TOL)
+
+
+def test_gradients_with_fully_masked_rows_are_finite_and_agree():
+    rng = np.random.default_rng(21)
+    q, k, v = _qkv(rng)
+    bias = rng.normal(size=(1, 3, 5, 7)).astype("float32")
+    mask = rng.random((2, 1, 5, 7)) < 0.5
+    mask[:, :, :, 0] = True
+    mask[1, 0, 3] = False
+    weights = rng.normal(size=q.shape).astype("float32")
+    grads = {}
+    for fn in (dot_product_attention, naive_attention):
+        grads[fn.__name__] = input_grads(
+            lambda q, k, v: keras.ops.sum(fn(q, k, v, bias=bias, mask=mask) * keras.ops.convert_to_tensor(weights)),
+            q, k, v)
+    for a, b in zip(grads["dot_product_attention"], grads["naive_attention"]):
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, b, **TOL)
+    assert (grads["dot_product_attention"][0][1, 3] == 0).all()  # the query that sees nothing
 
 
 def test_dot_product_attention_bad_inputs():
