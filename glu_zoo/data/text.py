@@ -10,8 +10,8 @@ of 64 (the top ids are never produced).
 
 - ``"pydoc"``: the English text of Python's documentation topics
   (`pydoc_data.topics`, about 465 KB); each paragraph of a topic (split on
-  blank lines) is a document. Whole topics would make poor splits: there
-  are only 79 of them and 5% of them is 0.7–10 KB.
+  blank lines) is a document (2,608 on Python 3.11): split by whole topics
+  (only 79) the test split held 0.7 KB; by paragraph it holds about 20 KB.
 - ``"stdlib"``: the docstrings of the installed standard library (public
   modules of `sys.stdlib_module_names`, read with `ast`, nothing imported;
   tests, IDLE, tkinter, turtle, lib2to3, ensurepip and pydoc_data skipped),
