@@ -619,3 +619,76 @@ def projected_attention(query, key_value, w, num_heads, bias=None, mask=None, sc
     key_value = query if key_value is None else key_value
     out = attention(heads(query, "query"), heads(key_value, "key"), heads(key_value, "value"), bias, mask, scale)
     return out.reshape(*out.shape[:2], -1) @ w["output_kernel"] + w.get("output_bias", 0.0)
+
+
+# --- T5 in transformers' names (issue 13) ---
+# transformers' T5ForConditionalGeneration written out in NumPy (float64), on a state dict
+# {name: array} of torch Linear weights (out, in): RMSNorm without mean, unscaled attention logits,
+# relative position bias from block 0 of each stack, FFN relu / gated (act(wi_0 x) ⊗ wi_1 x) wo.
+
+def t5_rms_norm(x, scale, eps=1e-6):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * scale
+
+
+def t5_position_bias(table, query_length, key_length, bidirectional, num_buckets, max_distance):
+    rel = np.arange(key_length)[None, :] - np.arange(query_length)[:, None]
+    buckets = t5_relative_position_bucket(rel, bidirectional, num_buckets, max_distance)
+    return np.transpose(table[buckets], (2, 0, 1))[None]  # (1, heads, Tq, Tk)
+
+
+def t5_attention(sd, prefix, x, kv, bias, mask, num_heads):
+    def heads(y, letter):
+        z = y @ sd[f"{prefix}.{letter}.weight"].T
+        return z.reshape(*z.shape[:2], num_heads, -1)
+
+    out = attention(heads(x, "q"), heads(kv, "k"), heads(kv, "v"), bias, mask, scale=1.0)
+    return out.reshape(*out.shape[:2], -1) @ sd[f"{prefix}.o.weight"].T
+
+
+def t5_ffn(sd, prefix, x, act):
+    if f"{prefix}.wi.weight" in sd:
+        h = act(x @ sd[f"{prefix}.wi.weight"].T)
+    else:
+        h = act(x @ sd[f"{prefix}.wi_0.weight"].T) * (x @ sd[f"{prefix}.wi_1.weight"].T)
+    return h @ sd[f"{prefix}.wo.weight"].T
+
+
+def t5_forward(sd, config, encoder_ids, encoder_mask, decoder_ids, decoder_mask):
+    """Decoder logits (batch, T_dec, vocab) of a T5 state dict and its config.json dict."""
+    sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
+    heads, eps = config["num_heads"], config.get("layer_norm_epsilon", 1e-6)
+    buckets, distance = config.get("relative_attention_num_buckets", 32), config.get("relative_attention_max_distance",
+                                                                                     128)
+    proj = config.get("feed_forward_proj", "relu")
+    relu, silu = (lambda z: np.maximum(z, 0.0)), (lambda z: z * sigmoid(z))
+    # transformers maps "gated-gelu" to the tanh form ("gelu_new"); plain "gelu" is exact.
+    act = {"relu": relu, "gelu": gelu, "gelu_new": gelu_tanh, "gated-gelu": gelu_tanh, "gated-relu": relu,
+           "gated-silu": silu, "silu": silu}[proj]
+    emb = sd["shared.weight"]
+    enc_keys = np.asarray(encoder_mask, bool)[:, None, None, :]
+    x = emb[encoder_ids]
+    t = x.shape[1]
+    bias = t5_position_bias(sd["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], t, t, True,
+                            buckets, distance)
+    for i in range(config["num_layers"]):
+        p = f"encoder.block.{i}.layer"
+        h = t5_rms_norm(x, sd[f"{p}.0.layer_norm.weight"], eps)
+        x = x + t5_attention(sd, f"{p}.0.SelfAttention", h, h, bias, enc_keys, heads)
+        x = x + t5_ffn(sd, f"{p}.1.DenseReluDense", t5_rms_norm(x, sd[f"{p}.1.layer_norm.weight"], eps), act)
+    enc = t5_rms_norm(x, sd["encoder.final_layer_norm.weight"], eps)
+    y = emb[decoder_ids]
+    t = y.shape[1]
+    bias = t5_position_bias(sd["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], t, t, False,
+                            buckets, distance)
+    self_mask = np.asarray(decoder_mask, bool)[:, None, None, :] & np.tril(np.ones((t, t), bool))[None, None]
+    for i in range(config.get("num_decoder_layers") or config["num_layers"]):
+        p = f"decoder.block.{i}.layer"
+        h = t5_rms_norm(y, sd[f"{p}.0.layer_norm.weight"], eps)
+        y = y + t5_attention(sd, f"{p}.0.SelfAttention", h, h, bias, self_mask, heads)
+        h = t5_rms_norm(y, sd[f"{p}.1.layer_norm.weight"], eps)
+        y = y + t5_attention(sd, f"{p}.1.EncDecAttention", h, enc, None, enc_keys, heads)
+        y = y + t5_ffn(sd, f"{p}.2.DenseReluDense", t5_rms_norm(y, sd[f"{p}.2.layer_norm.weight"], eps), act)
+    y = t5_rms_norm(y, sd["decoder.final_layer_norm.weight"], eps)
+    if config.get("tie_word_embeddings", True):
+        return (y * config["d_model"] ** -0.5) @ emb.T
+    return y @ sd["lm_head.weight"].T

@@ -158,8 +158,9 @@ class RelativePositionBias(keras.layers.Layer):
     `relative_attention_bias.weight`.
 
     `call(query_length, key_length, query_offset=0)`: python ints for the
-    lengths; the offset (an int or a 0-d int tensor) places the queries at
-    positions offset..offset+Tq−1 against keys 0..Tk−1, for cached decoding.
+    lengths (0-d int tensors in a graph of unknown length); the offset (an
+    int or a 0-d int tensor) places the queries at positions
+    offset..offset+Tq−1 against keys 0..Tk−1, for cached decoding.
     Returns (1, num_heads, Tq, Tk).
 
     Args:
@@ -199,7 +200,8 @@ class RelativePositionBias(keras.layers.Layer):
     def call(self, query_length, key_length, query_offset=0):
         owner = f"{type(self).__name__} '{self.name}'"
         for name, value in (("query_length", query_length), ("key_length", key_length)):
-            check_positive_int(name, value, owner)
+            if not ops.is_tensor(value):  # a graph's unknown length comes as a 0-d tensor
+                check_positive_int(name, value, owner)
         query_positions = ops.arange(query_length, dtype="int32") + ops.cast(query_offset, "int32")
         key_positions = ops.arange(key_length, dtype="int32")
         buckets = relative_position_bucket(

@@ -1,15 +1,15 @@
-"""Image-token embeddings of vision transformers: patches, class token, positions.
-
-Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words" (arXiv 2010.11929).
-Channels-last images, (batch, height, width, channels).
+"""Embeddings: image tokens of vision transformers (patches, class token,
+positions; Dosovitskiy et al. 2020, arXiv 2010.11929; channels-last images,
+(batch, height, width, channels)) and the tied token embedding of language
+models (`ReversibleEmbedding`).
 """
 
 import keras
 from keras import ops
 
-from glu_zoo.layers.checks import check_floating, check_positive_int
+from glu_zoo.layers.checks import check_bool, check_floating, check_number, check_positive_int, fresh
 
-__all__ = ["PatchEmbedding", "ClassToken", "PositionEmbedding", "check_frames_shape", "check_image_shape",
+__all__ = ["PatchEmbedding", "ClassToken", "PositionEmbedding", "ReversibleEmbedding", "check_frames_shape", "check_image_shape",
            "check_image_size", "check_images_shape", "check_patch_size"]
 
 
@@ -254,3 +254,73 @@ class PositionEmbedding(_TokenLayer):
     def get_config(self):
         return {**super().get_config(),
                 "initializer": keras.initializers.serialize(self.initializer)}
+
+
+@keras.saving.register_keras_serializable(package="glu_zoo")
+class ReversibleEmbedding(keras.layers.Layer):
+    """Token embedding that also maps back to the vocabulary (logits):
+
+        call(ids)                → E[ids]                       (batch, T, d)
+        call(x, reverse=True)    → (x · logit_scale) · Eᵀ       tied (T5, BERT's MLM head)
+                                 → (x · logit_scale) · W_out    untied (T5 v1.1)
+
+    Weights `embeddings` (vocabulary_size, dim) and, untied, `reverse_embeddings`
+    (dim, vocabulary_size). T5 ties them with logit_scale d^−½ (Raffel et al.
+    2019, arXiv 1910.10683); T5 v1.1 unties them with scale 1.
+
+    Args:
+        vocabulary_size: number of token ids.
+        dim: embedding width d.
+        tie_weights: share E between the input and output.
+        logit_scale: factor on x before the reverse projection.
+        embeddings_initializer: of E (and of W_out).
+
+        embedding = ReversibleEmbedding(384, 64)
+        x = embedding(np.array([[5, 7, 0]]))     # (1, 3, 64)
+        logits = embedding(x, reverse=True)      # (1, 3, 384)
+    """
+
+    def __init__(self, vocabulary_size, dim, tie_weights=True, logit_scale=1.0,
+                 embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.vocabulary_size = check_positive_int("vocabulary_size", vocabulary_size, owner)
+        self.dim = check_positive_int("dim", dim, owner)
+        self.tie_weights = check_bool("tie_weights", tie_weights, owner)
+        self.logit_scale = float(check_number("logit_scale", logit_scale, owner, low=0.0))
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(name="embeddings", shape=(self.vocabulary_size, self.dim),
+                                          initializer=fresh(self.embeddings_initializer))
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                name="reverse_embeddings", shape=(self.dim, self.vocabulary_size),
+                initializer=fresh(self.embeddings_initializer))
+
+    def call(self, inputs, reverse=False):
+        if reverse:
+            if inputs.shape[-1] != self.dim:
+                raise ValueError(f"{type(self).__name__} '{self.name}': reverse `inputs` must have last dimension "
+                                 f"{self.dim}; got shape {tuple(inputs.shape)}.")
+            x = inputs * ops.cast(self.logit_scale, inputs.dtype) if self.logit_scale != 1.0 else inputs
+            kernel = ops.transpose(self.embeddings) if self.tie_weights else self.reverse_embeddings
+            return ops.matmul(x, ops.cast(kernel, x.dtype))
+        if "int" not in keras.backend.standardize_dtype(inputs.dtype):
+            raise ValueError(f"{type(self).__name__} '{self.name}': token ids must be integers; got dtype "
+                             f"{keras.backend.standardize_dtype(inputs.dtype)}.")
+        return ops.cast(ops.take(self.embeddings, inputs, axis=0), self.compute_dtype)
+
+    def compute_output_spec(self, inputs, reverse=False):
+        shape = (*inputs.shape[:-1], self.vocabulary_size) if reverse else (*inputs.shape, self.dim)
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "dim": self.dim,
+            "tie_weights": self.tie_weights,
+            "logit_scale": self.logit_scale,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
