@@ -692,3 +692,56 @@ def t5_forward(sd, config, encoder_ids, encoder_mask, decoder_ids, decoder_mask)
     if config.get("tie_word_embeddings", True):
         return (y * config["d_model"] ** -0.5) @ emb.T
     return y @ sd["lm_head.weight"].T
+
+
+# --- MosaicBERT (issue 13) ---
+# The official BertForMaskedLM of mosaicml/examples (examples/benchmarks/bert/src/bert_layers.py) written out in
+# NumPy (float64) on its state dict {name: array} of torch Linear weights (out, in): no position table, post-LN,
+# fused Wqkv "(t h d)", ALiBi −slope·|i − j| over the padded row plus −10000 on padding keys, GeGLU with the FIRST
+# half of gated_layers through exact GELU, the head's LayerNorm at ε 1e-12, decoder tied to the word table.
+
+def mosaic_alibi_slopes(n):
+    """The official slopes: start = 2^(−2^−(log2 n − 3)), start·start^i; other n from the next powers of two."""
+    def power_of_2(m):
+        start = 2.0 ** (-(2.0 ** -(math.log2(m) - 3)))
+        return [start * start ** i for i in range(m)]
+
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_2(closest) + mosaic_alibi_slopes(2 * closest)[0::2][:n - closest]
+
+
+def mosaic_bert_forward(sd, config, ids, attention_mask):
+    """MLM logits (batch, L, vocab) of an official state dict; `config` holds num_attention_heads,
+    num_hidden_layers, intermediate_size and layer_norm_eps. The hidden states at padding are 0 before the
+    head, as the official model pads its unpadded output back."""
+    sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
+    heads, eps, inter = config["num_attention_heads"], config["layer_norm_eps"], config["intermediate_size"]
+    mask = np.asarray(attention_mask, np.float64)
+    length = ids.shape[1]
+
+    def linear(x, name):
+        return x @ sd[f"{name}.weight"].T + sd.get(f"{name}.bias", 0.0)
+
+    def ln(x, name, eps=eps):
+        return layer_norm(x, sd[f"{name}.weight"], sd[f"{name}.bias"], eps)
+
+    x = sd["bert.embeddings.word_embeddings.weight"][ids] + sd["bert.embeddings.token_type_embeddings.weight"][0]
+    x = ln(x, "bert.embeddings.LayerNorm")
+    slopes = np.asarray(mosaic_alibi_slopes(heads))
+    distance = np.abs(np.arange(length)[None, :] - np.arange(length)[:, None])
+    bias = -slopes[None, :, None, None] * distance[None, None] + (1.0 - mask)[:, None, None, :] * -10000.0
+    for i in range(config["num_hidden_layers"]):
+        p = f"bert.encoder.layer.{i}"
+        qkv = linear(x, f"{p}.attention.self.Wqkv").reshape(*x.shape[:2], 3, heads, -1)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        scores = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1]) + bias
+        att = np.einsum("bhqk,bkhd->bqhd", softmax(scores, axis=-1), v).reshape(x.shape)
+        x = ln(linear(att, f"{p}.attention.output.dense") + x, f"{p}.attention.output.LayerNorm")
+        h = linear(x, f"{p}.mlp.gated_layers")
+        h = gelu(h[..., :inter]) * h[..., inter:]
+        x = ln(linear(h, f"{p}.mlp.wo") + x, f"{p}.mlp.layernorm")
+    x = x * mask[..., None]
+    x = ln(gelu(linear(x, "cls.predictions.transform.dense")), "cls.predictions.transform.LayerNorm", 1e-12)
+    return x @ sd["bert.embeddings.word_embeddings.weight"].T + sd["cls.predictions.decoder.bias"]

@@ -9,17 +9,18 @@ from glu_zoo.models.base import ZooModel
 from glu_zoo.models.glu_transformer import ARCHITECTURES as _GLU_TRANSFORMER, GLUTransformer
 from glu_zoo.models.gru_svm import ARCHITECTURES as _GRU_SVM, GRUSVM
 from glu_zoo.models.lru_classifier import ARCHITECTURES as _LRU, LRUClassifier
+from glu_zoo.models.mosaic_bert import ARCHITECTURES as _MOSAIC_BERT, MosaicBERT
 from glu_zoo.models.rectable import ARCHITECTURES as _RECTABLE, RecTable
 from glu_zoo.models.transformer_classifier import ARCHITECTURES as _TRANSFORMER, TransformerClassifier
 from glu_zoo.models.trecvit import ARCHITECTURES as _TRECVIT, TRecViT
 from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
 from glu_zoo.models.vivit import ARCHITECTURES as _VIVIT, ViViT
 
-__all__ = ["ActivatorViT", "GLUTransformer", "GRUSVM", "LRUClassifier", "RecTable", "TransformerClassifier", "TRecViT", "ViT", "ViViT",
+__all__ = ["ActivatorViT", "GLUTransformer", "GRUSVM", "LRUClassifier", "MosaicBERT", "RecTable", "TransformerClassifier", "TRecViT", "ViT", "ViViT",
            "ZooModel", "build", "list_architectures"]
 
 _ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT, **_VIVIT, **_RECTABLE, **_GRU_SVM,
-                  **_GLU_TRANSFORMER}
+                  **_GLU_TRANSFORMER, **_MOSAIC_BERT}
 
 
 def list_architectures():
