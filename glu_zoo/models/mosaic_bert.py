@@ -590,6 +590,11 @@ class PackedMLMDataset(keras.utils.PyDataset):
     epoch decides the wrapped batches). `packing(i)` gives batch i's
     `Packing`.
 
+    Keras averages a weighted loss over every slot of the batch (rows × L),
+    so the same masked tokens give a packed batch a loss batch/rows times the
+    padded one's (a larger step under the same optimizer); compare losses
+    per selected token, or scale the learning rate.
+
         train = PackedMLMDataset(MaskedLMDataset(text, tokenizer, 32))
         model.fit(train, epochs=3)
     """

@@ -194,6 +194,21 @@ def test_low_precision_layer_norm_computes_in_the_compute_dtype():
     np.testing.assert_array_equal(outs[0], outs[1])  # float32: the same computation
 
 
+def test_attention_dropout_acts_only_in_training(model):
+    rng = np.random.default_rng(9)
+    dropping = small(attention_dropout=0.5)
+    dropping.set_weights(model.get_weights())
+    x = padded_batch(rng, [9, 4], 9)
+    real = x["padding_mask"]
+    inference = keras.ops.convert_to_numpy(dropping(x, training=False))
+    np.testing.assert_allclose(inference[real], run(model, x)[real], rtol=1e-5, atol=1e-5)
+    attention = dropping.encoder_layers[0].attention  # the probabilities dropped: its output changes
+    h = rng.normal(size=(2, 9, 24)).astype("float32")
+    bias = dropping.get_layer("alibi")(x["padding_mask"].astype("int32"))
+    kept, dropped = (keras.ops.convert_to_numpy(attention(h, bias, training=t)) for t in (False, True))
+    assert np.all(np.isfinite(dropped)) and np.abs(dropped - kept).max() > 0.1 * np.abs(kept).max()
+
+
 def test_keras_round_trip(tmp_path):
     rng = np.random.default_rng(6)
     model = small(low_precision_layer_norm=True)
