@@ -107,7 +107,8 @@ def _list():
     for name in recipes.list_recipes():
         r = recipes.get(name)
         limits = "".join(f", {k} <= {v}" for k, v in r.limits.items())
-        print(f"  {name:32s} {r.architecture} on {r.data}, {r.epochs} epochs; target {r.metric} >= {r.target}"
+        bound = ">=" if r.metric_mode == "max" else "<="
+        print(f"  {name:32s} {r.architecture} on {r.data}, {r.epochs} epochs; target {r.metric} {bound} {r.target}"
               f"{limits}")
     print("presets:")
     for name in presets.list_presets():
@@ -142,7 +143,7 @@ def _run(args):
             limits = "".join(f", {name} {_number(result['metrics'].get(name))} (at most {limit})"
                              for name, limit in result.get("limits", {}).items())
             print(f"{result['recipe']} on {result['backend']}: test {metric} {_number(result['metrics'][metric])} "
-                  f"(target {target}{limits}; {'reached' if result['reached'] else 'NOT reached'})"
+                  f"(target {'at most ' if result.get('metric_mode') == 'min' else ''}{target}{limits}; {'reached' if result['reached'] else 'NOT reached'})"
                   + ("" if rate is None else f"; {rate:.0f} training examples/s"))
             print(f"preset: {result['preset']}")
             return 0

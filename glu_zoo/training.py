@@ -56,6 +56,15 @@ LOCK = ".lock"
 PARTIAL = ".partial"  # the suffix of a file being written (".partial.weights.h5" for weights)
 
 
+def _rows(x):
+    """The number of examples of an array, or of a dict of arrays (a model with named inputs)."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def _take(x, rows):
+    return {key: value[rows] for key, value in x.items()} if isinstance(x, dict) else x[rows]
+
+
 class EpochShuffled(keras.utils.PyDataset):
     """Batches of (x, y) in an order fixed by (seed, epoch) alone, so that a
     resumed run sees the same batches as an uninterrupted one.
@@ -65,7 +74,7 @@ class EpochShuffled(keras.utils.PyDataset):
     from (seed, epoch, batch) alone (`data.random_shift`). `passes` > 1
     makes an epoch that many passes over the data, each in its own order
     (the batches run on across passes). `y` None: batches of x alone (a
-    generator's training data)."""
+    generator's training data). `x` may be a dict of arrays (named inputs)."""
 
     def __init__(self, x, y, batch_size, seed, drop_remainder=False, shift=0, passes=1):
         super().__init__()
@@ -74,7 +83,7 @@ class EpochShuffled(keras.utils.PyDataset):
         self.epoch = 0
 
     def __len__(self):
-        rows = len(self.x) * self.passes
+        rows = _rows(self.x) * self.passes
         if self.drop_remainder:
             return rows // self.batch_size
         return math.ceil(rows / self.batch_size)
@@ -82,14 +91,14 @@ class EpochShuffled(keras.utils.PyDataset):
     def _order(self):
         seeds = [[self.seed, self.epoch]] if self.passes == 1 else [[self.seed, self.epoch, p]
                                                                     for p in range(self.passes)]
-        return np.concatenate([np.random.default_rng(s).permutation(len(self.x)) for s in seeds])
+        return np.concatenate([np.random.default_rng(s).permutation(_rows(self.x)) for s in seeds])
 
     def __getitem__(self, index):
         take = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
-        x = self.x[take]
+        x = _take(self.x, take)
         if self.shift:
             x = data_lib.random_shift(x, self.shift, np.random.default_rng([self.seed, self.epoch, index]))
-        return x if self.y is None else (x, self.y[take])
+        return x if self.y is None else (x, _take(self.y, take))
 
 
 class _SetEpoch(keras.callbacks.Callback):
@@ -376,14 +385,15 @@ def _compile(model, optimizer=None, classify=True):
     # 0.6-0.8 s eager, and later epochs are only 15-25% faster (results as
     # eager's), so a 60-epoch recipe would break even after ~1,000 epochs.
     xla = keras.backend.backend() != "torch"
-    # A classifier may bring its own loss (GRUSVM's L2-SVM: `classification_loss()`); a
+    # A classifier may bring its own loss (GRUSVM's L2-SVM: `classification_loss()`) and
+    # metrics (`training_metrics()`: a language model's token loss ignores padding); a
     # generator (RecTable) brings its own through compute_loss.
     own_loss = getattr(model, "classification_loss", None)
     model.compile(
         optimizer=optimizer or "adam",
         loss=(own_loss() if own_loss else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if classify else None,
-        metrics=["accuracy"] if classify else None,
+        metrics=(getattr(model, "training_metrics", lambda: ["accuracy"])()) if classify else None,
         jit_compile=xla,
         # Several steps per call: one sync of the logs and one round of batch
         # callbacks per 16 steps. Keras on torch allows 1 only.
@@ -414,15 +424,15 @@ def _keep_log_rows(log_path, epochs):
     return [int(r["epoch"]) for r in rows]
 
 
-def _best_so_far(log_path, monitor):
-    """The best value of `monitor` that ModelCheckpoint (mode "max") held
-    after the logged epochs: the first, then each one greater than the best
-    (so a NaN first value stays the best, as in Keras)."""
+def _best_so_far(log_path, monitor, mode="max"):
+    """The best value of `monitor` that ModelCheckpoint (mode "max" or
+    "min") held after the logged epochs: the first, then each one greater
+    (smaller) than the best (so a NaN first value stays the best, as in Keras)."""
     with open(log_path, newline="") as f:
         values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
     best = None
     for value in values:
-        if best is None or value > best:
+        if best is None or (value > best if mode == "max" else value < best):
             best = value
     return best
 
@@ -642,7 +652,7 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits.train, splits.validation, splits.test
         overrides, description = recipe.model_overrides, splits.description
     if start:
-        lacking = _resumable(out, start, validation=len(x_val) > 0)
+        lacking = _resumable(out, start, validation=_rows(x_val) > 0)
         if lacking:
             print(f"glu_zoo: train: {out} holds a backup after epoch {start}, but {lacking}; training afresh.",
                   file=sys.stderr)
@@ -655,18 +665,18 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
         for x, split in ((x_train, "training"), (x_test, "test")):
             model.check_inputs(x, f"{split} inputs")
         # A batch is never larger than the data (a table of 142 rows at batch 4096: one batch of all rows).
-        batch_size = min(recipe.batch_size, len(x_train))
+        batch_size = min(recipe.batch_size, _rows(x_train))
         dataset = EpochShuffled(x_train, y_train, batch_size, recipe.seed, drop_remainder=bool(distribute),
                                 shift=recipe.augment.get("shift", 0), passes=recipe.passes_per_epoch)
         _compile(model, _optimizer(recipe, len(dataset), epochs), classify=not table)
-        throughput = Throughput(len(dataset) * batch_size if distribute else len(x_train) * recipe.passes_per_epoch)
+        throughput = Throughput(len(dataset) * batch_size if distribute else _rows(x_train) * recipe.passes_per_epoch)
         monitor = f"val_{recipe.metric}"
         # With a validation split, the weights of the best validation epoch are
         # kept; without one, those of the last epoch.
         checkpoint = [_BestCheckpoint(
-            str(best), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
-            initial_value_threshold=_best_so_far(log, monitor) if resuming else None,
-        )] if len(x_val) else []
+            str(best), monitor=monitor, mode=recipe.metric_mode, save_best_only=True, save_weights_only=True,
+            initial_value_threshold=_best_so_far(log, monitor, recipe.metric_mode) if resuming else None,
+        )] if _rows(x_val) else []
         callback_list = _Callbacks(
             [
                 _SetEpoch(dataset, recipe.seed),
@@ -681,7 +691,7 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
         )
         model.fit(
             dataset,
-            validation_data=(x_val, y_val) if len(x_val) else None,
+            validation_data=(x_val, y_val) if _rows(x_val) else None,
             validation_batch_size=recipe.batch_size,
             epochs=epochs,
             shuffle=False,  # EpochShuffled orders each epoch by (seed, epoch)
@@ -714,6 +724,7 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
         "backend": keras.backend.backend(),
         "metrics": metrics,
         "target": {recipe.metric: recipe.target},
+        "metric_mode": recipe.metric_mode,
         "limits": dict(recipe.limits),
         "reached": _reached(recipe, metrics),
         "examples_per_second": throughput.examples_per_second(),
@@ -733,12 +744,17 @@ def _as_float32(model, recipe, overrides):
 
 
 def _reached(recipe, metrics):
-    """The recipe's metric at least its target, and every metric of `limits` at most its limit."""
+    """The recipe's metric at least its target (at most, for `metric_mode` "min"), and every metric of
+    `limits` at most its limit."""
     def value(name, missing):
         v = metrics.get(name)
         return missing if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
-    return value(recipe.metric, -math.inf) >= recipe.target and all(
+    if recipe.metric_mode == "max":
+        met = value(recipe.metric, -math.inf) >= recipe.target
+    else:
+        met = value(recipe.metric, math.inf) <= recipe.target
+    return met and all(
         value(name, math.inf) <= limit for name, limit in recipe.limits.items())
 
 
@@ -810,6 +826,6 @@ def evaluate(name_or_path):
         "backend": keras.backend.backend(),
         "metrics": metrics,
         **({"details": details} if details is not None else {}),
-        "examples": len(x_test),
+        "examples": _rows(x_test),
         "expected_output_error": presets.expected_output_error(model, metadata),
     }

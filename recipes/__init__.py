@@ -21,8 +21,9 @@ class Recipe:
     `data` one from `glu_zoo.data.list_datasets()` or, for a table generator
     (RecTable), one from `glu_zoo.data.tabular.list_tables()`; `target` is the
     least value of `metric` on the test split that the trained model must
-    reach, and `limits` the greatest values allowed of other test metrics
-    (a generator's C2ST AUC, its share of copied rows).
+    reach (the greatest, with `metric_mode="min"`), and `limits` the greatest
+    values allowed of other test metrics (a generator's C2ST AUC, its share
+    of copied rows).
     """
 
     name: str
@@ -56,8 +57,14 @@ class Recipe:
     ema_momentum: float = 0.0
     # Table generators: the arguments of `model.sample` for the test metrics.
     sample_options: dict = dataclasses.field(default_factory=dict)
+    # "max": `target` is the least value of `metric` (accuracy); "min": the
+    # greatest (a loss, such as a language model's log-perplexity). The best
+    # validation epoch is chosen the same way.
+    metric_mode: str = "max"
 
     def __post_init__(self):
+        if self.metric_mode not in ("max", "min"):
+            raise ValueError(f"Recipe {self.name}: `metric_mode` must be 'max' or 'min'; got {self.metric_mode!r}.")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"Recipe {self.name}: `optimizer` must be 'adam' or 'adamw'; got {self.optimizer!r}.")
         object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))  # from JSON: a list

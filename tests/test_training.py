@@ -805,3 +805,28 @@ def test_recurrence_parameters_are_not_weight_decayed():
     model = keras.Sequential([keras.Input((5, 4)), LRUBlock(3)])
     decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
     assert decayed == {"B_re", "B_im", "C_re", "C_im", "D", "kernel", "bias", "gamma", "beta"}
+
+
+@pytest.mark.slow
+def test_a_language_model_recipe_trains_on_named_inputs_into_a_preset(tmp_path):
+    """A span-corruption recipe: dict inputs through EpochShuffled and fit, padding ignored by the loss,
+    the best epoch chosen by the lowest validation loss (metric_mode "min"), and a preset of token ids."""
+    recipe = dataclasses.replace(
+        recipes.get("glu_transformer_swiglu_pydoc"), epochs=2, batch_size=16,
+        data_options={"source": "pydoc", "input_length": 32, "train_size": 48},
+        model_overrides={"ffn": "swiglu", "hidden_dim": 32, "num_layers": 1, "model_dim": 16, "num_heads": 2},
+        target=100.0)
+    result = training.train(recipe, out=tmp_path, verbose=0)
+    assert result["reached"] and result["metric_mode"] == "min"
+    assert set(result["metrics"]) == {"loss"} and 0 < result["metrics"]["loss"] < 10.0
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert training._best_so_far(tmp_path / "log.csv", "val_loss", "min") == min(float(r["val_loss"]) for r in rows)
+    expected = presets.get_metadata(tmp_path / "preset")["expected_output"]
+    assert (expected["input_dtype"], expected["input_high"], expected["input_shape"]) == ("int32", 384, [16])
+    evaluated = training.evaluate(tmp_path / "preset")
+    test_rows = len(data_lib.load(recipe.data, **recipe.data_options).test[1])
+    assert evaluated["expected_output_error"] < 1e-5 and evaluated["examples"] == test_rows
+    assert evaluated["metrics"]["loss"] == pytest.approx(result["metrics"]["loss"], rel=1e-5)
+    for recipe_metrics, reached in (({"loss": 2.0}, True), ({"loss": 2.3}, False), ({"loss": float("nan")}, False)):
+        assert training._reached(dataclasses.replace(recipe, target=2.2), recipe_metrics) is reached

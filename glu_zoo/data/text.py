@@ -50,7 +50,7 @@ import numpy as np
 
 __all__ = ["ByteTokenizer", "SOURCES", "SPLITS", "load_documents", "load_text", "random_spans_helper",
            "random_spans_noise_mask", "span_corruption", "span_uncorrupt", "SpanCorruptionDataset",
-           "MaskedLMDataset"]
+           "MaskedLMDataset", "load_span_corruption", "load_masked_lm"]
 
 SOURCES = ("pydoc", "stdlib")
 SPLITS = ("train", "validation", "test")
@@ -604,3 +604,79 @@ class MaskedLMDataset(_TextBatches):
         token_ids = np.where(selected & (draw >= 0.9), random_bytes, token_ids)
         x = {"token_ids": token_ids.astype(np.int32), "padding_mask": np.arange(length) < lengths[:, None]}
         return x, original, selected.astype(np.float32)
+
+
+def _materialize(dataset, rows=None):
+    """The batches of a text PyDataset as one (x, y) of arrays; a label 0 is
+    ignored by the loss (padding, or an MLM position not selected)."""
+    xs, ys = [], []
+    for i in range(len(dataset)):
+        x, y, weight = dataset[i]
+        xs.append(x)
+        ys.append(np.where(weight > 0, y, 0).astype(np.int32))
+    x = {key: np.concatenate([batch[key] for batch in xs])[:rows] for key in xs[0]}
+    return x, np.concatenate(ys)[:rows]
+
+
+def load_span_corruption(source="pydoc", input_length=128, target_length=None, train_size=16384,
+                         noise_density=0.15, mean_noise_span_length=3.0, seed=0):
+    """T5 span corruption of a bundled corpus as fixed arrays, for recipes.
+
+    Training: `train_size` random crops of the training text with their own
+    noise (`SpanCorruptionDataset`, seeded by `seed`); validation and test:
+    every consecutive chunk of their split's text once, with noise from a
+    seed of their own, so they do not depend on `train_size` or `seed`.
+    x = {encoder_token_ids, encoder_padding_mask, decoder_token_ids,
+    decoder_padding_mask}, y = the targets with 0 on padding (ignored by
+    the loss). Returns a `glu_zoo.data.Splits` (num_classes: the vocabulary).
+    """
+    from glu_zoo.data.digits import Splits
+
+    owner = "load_span_corruption"
+    tokenizer = ByteTokenizer()
+    train_size = _check_int(owner, "train_size", train_size, 1)
+    options = dict(input_length=input_length, target_length=target_length, noise_density=noise_density,
+                   mean_noise_span_length=mean_noise_span_length)
+    train = SpanCorruptionDataset(load_text(source, "train"), tokenizer, 256, seed=seed,
+                                  steps=math.ceil(train_size / 256), shuffle=True, **options)
+    splits = {"train": _materialize(train, train_size)}
+    for offset, split in ((1, "validation"), (2, "test")):
+        data = SpanCorruptionDataset(load_text(source, split), tokenizer, 1, seed=10_000 + offset,
+                                     target_length=train.target_length, shuffle=False,
+                                     **{k: v for k, v in options.items() if k != "target_length"})
+        splits[split] = _materialize(data)
+    return Splits(train=splits["train"], validation=splits["validation"], test=splits["test"],
+                  num_classes=tokenizer.vocabulary_size,
+                  description=f"{source} span corruption (T5: noise {noise_density}, mean span "
+                              f"{mean_noise_span_length}), inputs {input_length} / targets {train.target_length} "
+                              f"bytes; {len(splits['train'][1])} training crops; validation and test: every chunk "
+                              f"of their split once ({len(splits['validation'][1])}, {len(splits['test'][1])})")
+
+
+def load_masked_lm(source="pydoc", sequence_length=128, train_size=16384, mask_rate=0.30, eval_mask_rate=0.15,
+                   seed=0):
+    """BERT masked-LM batches of a bundled corpus as fixed arrays, for recipes.
+
+    As `load_span_corruption`: `train_size` random crops of the training text
+    masked at `mask_rate` (MosaicBERT trains at 30%), validation and test
+    every chunk once, masked at `eval_mask_rate` (15%, as MosaicBERT
+    evaluates). x = {token_ids, padding_mask} (variable lengths, so real
+    padding), y = the original ids at the selected positions and 0 elsewhere
+    (ignored by the loss)."""
+    from glu_zoo.data.digits import Splits
+
+    owner = "load_masked_lm"
+    tokenizer = ByteTokenizer()
+    train_size = _check_int(owner, "train_size", train_size, 1)
+    train = MaskedLMDataset(load_text(source, "train"), tokenizer, 256, sequence_length=sequence_length,
+                            mask_rate=mask_rate, seed=seed, steps=math.ceil(train_size / 256), shuffle=True)
+    splits = {"train": _materialize(train, train_size)}
+    for offset, split in ((1, "validation"), (2, "test")):
+        data = MaskedLMDataset(load_text(source, split), tokenizer, 1, sequence_length=sequence_length,
+                               mask_rate=eval_mask_rate, seed=10_000 + offset, shuffle=False)
+        splits[split] = _materialize(data)
+    return Splits(train=splits["train"], validation=splits["validation"], test=splits["test"],
+                  num_classes=tokenizer.vocabulary_size,
+                  description=f"{source} masked LM (BERT 80/10/10), {sequence_length} bytes; {train_size} training "
+                              f"crops masked at {mask_rate}; validation and test: every chunk of their split once, "
+                              f"masked at {eval_mask_rate}")

@@ -235,6 +235,30 @@ class GLUTransformer(ZooModel):
             self.check_inputs(x)  # concrete arrays only: traced ones are left to the layers
         return super().__call__(*args, **kwargs)
 
+    # --- training and presets ----------------------------------------------------------
+
+    def classification_loss(self):
+        """Token cross-entropy over the real targets: label 0 (padding) is ignored."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+    def training_metrics(self):
+        """None besides the loss (its mean over real tokens is the log-perplexity)."""
+        return []
+
+    def preset_input_spec(self):
+        return (None,), "int32", self.vocabulary_size
+
+    def preset_outputs(self, ids):
+        """What a preset records: the logits of the first 16 ids at every position, for token ids (batch, T)
+        fed to the encoder and the decoder alike (or to the decoder-only stack), no padding."""
+        mask = np.ones(np.shape(ids), bool)
+        if self.decoder_only:
+            x = {"token_ids": ids, "padding_mask": mask}
+        else:
+            x = {"encoder_token_ids": ids, "encoder_padding_mask": mask, "decoder_token_ids": ids,
+                 "decoder_padding_mask": mask}
+        return self(x, training=False)[..., :16]
+
     # --- generation ------------------------------------------------------------------
 
     def _logits(self, x):
@@ -477,8 +501,8 @@ def _config_from_hf(hf, owner):
 
 
 ARCHITECTURES = {
-    # The study's size (CPU): byte vocabulary of glu_zoo.data.text (384 ids).
-    "glu_transformer_tiny": (GLUTransformer, dict(vocabulary_size=384, model_dim=128, num_layers=2, num_heads=4,
+    # The GLU-variant study's size (CPU recipes): the byte vocabulary of glu_zoo.data.text (384 ids).
+    "glu_transformer_tiny": (GLUTransformer, dict(vocabulary_size=384, model_dim=64, num_layers=2, num_heads=4,
                                                   ffn="geglu")),
     # T5-small and T5-base (Raffel et al.; Shazeer's Table 1 is at base size), T5's 32,128 ids.
     "glu_transformer_small": (GLUTransformer, dict(vocabulary_size=32128, model_dim=512, num_layers=6, num_heads=8,

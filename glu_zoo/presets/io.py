@@ -163,9 +163,15 @@ def fixed_input(input_shape, dtype="float32", high=None):
 
 def _input_spec(model):
     """(shape without batch, dtype, high): high is the vocabulary size for token
-    inputs; an axis of unknown size gets FIXED_INPUT_LENGTH."""
+    inputs; an axis of unknown size gets FIXED_INPUT_LENGTH. A model of
+    several named inputs says which array its `preset_outputs` takes, with
+    `preset_input_spec()` (token ids (T,) for a language model)."""
     import keras
 
+    own = getattr(model, "preset_input_spec", None)
+    if own is not None:
+        shape, dtype, high = own()
+        return tuple(FIXED_INPUT_LENGTH if d is None else int(d) for d in shape), dtype, high
     spec = model.inputs[0]
     shape = tuple(FIXED_INPUT_LENGTH if d is None else int(d) for d in spec.shape[1:])
     dtype = keras.backend.standardize_dtype(spec.dtype)

@@ -421,3 +421,22 @@ def test_masked_lm_determinism_and_bad_inputs(pydoc_train):
 def test_package_exports():
     assert data.ByteTokenizer is text.ByteTokenizer and data.load_text is text.load_text
     assert {"ByteTokenizer", "SpanCorruptionDataset", "MaskedLMDataset", "load_text"} <= set(data.__all__)
+
+
+def test_recipe_loaders_give_fixed_splits_with_ignored_labels_at_zero():
+    from glu_zoo.data import load
+
+    small = load("span_corruption", input_length=32, train_size=40, seed=0)
+    other = load("span_corruption", input_length=32, train_size=72, seed=1)
+    assert small.train[1].shape[0] == 40 and other.train[1].shape[0] == 72
+    for a, b in ((small.validation, other.validation), (small.test, other.test)):  # not tied to the training draw
+        assert np.array_equal(a[1], b[1]) and all(np.array_equal(a[0][k], b[0][k]) for k in a[0])
+    x, y = small.test
+    assert np.array_equal(y > 0, x["decoder_padding_mask"])  # a padded target is label 0, ignored by the loss
+    assert np.array_equal(x["decoder_token_ids"][:, 1:], y[:, :-1]) and not x["decoder_token_ids"][:, 0].any()
+    mlm = load("masked_lm", sequence_length=32, train_size=40)
+    x, y = mlm.test
+    selected = y > 0
+    assert selected.any() and not (selected & ~x["padding_mask"]).any()
+    assert 0.10 < selected.sum() / x["padding_mask"].sum() < 0.20  # evaluated at 15%, as MosaicBERT
+    assert mlm.num_classes == small.num_classes == 384
