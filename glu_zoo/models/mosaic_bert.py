@@ -439,6 +439,24 @@ class MosaicBERT(ZooModel):
             self.check_inputs(x)  # concrete arrays only: traced ones are left to the layers
         return super().__call__(*args, **kwargs)
 
+    # --- training and presets -------------------------------------------------------------
+
+    def classification_loss(self):
+        """Cross-entropy over the masked positions: label 0 (not selected, padding) is ignored."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+    def training_metrics(self):
+        """None besides the loss (the MLM cross-entropy over the masked tokens)."""
+        return []
+
+    def preset_input_spec(self):
+        return (None,), "int32", self.vocabulary_size
+
+    def preset_outputs(self, ids):
+        """What a preset records: the logits of the first 16 ids at every position of token ids (batch, L)
+        without padding."""
+        return self({"token_ids": ids, "padding_mask": np.ones(np.shape(ids), bool)}, training=False)[..., :16]
+
     # --- official checkpoints -------------------------------------------------------------
 
     @classmethod
