@@ -2,7 +2,7 @@
 
     glu-zoo list
     glu-zoo train activator_vit_digits [--epochs N] [--out DIR] [--backend B]
-                  [--precision mixed_bfloat16] [--distribute data]
+                  [--precision mixed_bfloat16] [--distribute data|model]
                   [--backup-interval SECONDS] [--overwrite]
     glu-zoo evaluate activator_vit_digits [--json]     # a preset name, a preset folder or a run folder
 
@@ -34,7 +34,9 @@ def _parser():
     train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     train.add_argument("--out", help="run folder (default runs/RECIPE); an interrupted run there resumes")
     train.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
-    train.add_argument("--distribute", choices=("data",), help="data parallel over all devices (JAX)")
+    train.add_argument("--distribute", choices=("data", "model"),
+                       help="data parallel over all devices, or model parallel (FFN hidden axis and attention "
+                            "heads sharded; language models) combined with data parallel (JAX)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--backup-interval", type=float, default=60.0, metavar="SECONDS",
                        help="back up at an epoch's end at most this often (0: every epoch; default 60); "

@@ -50,7 +50,7 @@ from glu_zoo.layers.checks import check_bool, check_number
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 STEPS_PER_EXECUTION = 16
-DISTRIBUTIONS = (None, "data")
+DISTRIBUTIONS = (None, "data", "model")
 BACKUP_INTERVAL = 60.0  # seconds
 LOCK = ".lock"
 PARTIAL = ".partial"  # the suffix of a file being written (".partial.weights.h5" for weights)
@@ -481,17 +481,31 @@ def _precision(precision):
         keras.config.set_dtype_policy(previous)
 
 
-def _distribution(distribute):
+def _distribution(distribute, architecture=None):
+    """The `keras.distribution` scope of `distribute`: None; "data" (DataParallel over every device);
+    "model" (ModelParallel with the model's `get_layout_map`: a mesh ("batch", "model") whose model
+    axis has 2 devices, or all of them when their number is odd, and whose batch axis the rest)."""
     if distribute not in DISTRIBUTIONS:
-        raise ValueError(f"train: unknown `distribute` {distribute!r}; allowed: None, 'data'.")
+        raise ValueError(f"train: unknown `distribute` {distribute!r}; allowed: None, 'data', 'model'.")
     if distribute is None:
         return contextlib.nullcontext()
     if keras.backend.backend() != "jax":
         raise ValueError(
-            f"train: distribute='data' needs the jax backend (keras.distribution); "
+            f"train: distribute={distribute!r} needs the jax backend (keras.distribution); "
             f"the backend is {keras.backend.backend()!r}."
         )
-    return keras.distribution.DataParallel(devices=keras.distribution.list_devices()).scope()
+    devices = keras.distribution.list_devices()
+    if distribute == "data":
+        return keras.distribution.DataParallel(devices=devices).scope()
+    cls = models.architecture_class(architecture)
+    if not hasattr(cls, "get_layout_map"):
+        raise ValueError(f"train: distribute='model' needs a model with a layout map (GLUTransformer, MosaicBERT); "
+                         f"{architecture} ({cls.__name__}) has none.")
+    if len(devices) < 2:
+        raise ValueError(f"train: distribute='model' needs at least 2 devices; found {len(devices)}.")
+    model_axis = 2 if len(devices) % 2 == 0 else len(devices)
+    mesh = keras.distribution.DeviceMesh((len(devices) // model_axis, model_axis), ["batch", "model"], devices)
+    return keras.distribution.ModelParallel(layout_map=cls.get_layout_map(mesh), batch_dim_name="batch").scope()
 
 
 def _make_out(out):
@@ -603,8 +617,10 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
             have the same recipe, epochs, precision and distribute). One
             training at a time: another one into the same `out` is refused.
         precision: "float32" or "mixed_bfloat16".
-        distribute: None or "data" (`keras.distribution.DataParallel` over
-            all devices; JAX).
+        distribute: None, "data" (`keras.distribution.DataParallel` over
+            all devices) or "model" (`ModelParallel` with the model's layout
+            map: FFN hidden axis and attention heads sharded; language
+            models); JAX.
         callbacks: more Keras callbacks, called after the built-in ones and
             before the backup (which comes last, so that a backup holds all
             that its epochs did).
@@ -626,7 +642,7 @@ def train(recipe, epochs=None, out=None, precision="float32", distribute=None, v
     if precision not in PRECISIONS:
         raise ValueError(f"train: unknown `precision` {precision!r}; allowed: {', '.join(PRECISIONS)}.")
     if distribute not in DISTRIBUTIONS:
-        raise ValueError(f"train: unknown `distribute` {distribute!r}; allowed: None, 'data'.")
+        raise ValueError(f"train: unknown `distribute` {distribute!r}; allowed: None, 'data', 'model'.")
     out = pathlib.Path(out or os.path.join("runs", recipe.name))
     # What a backup must match to be resumed (JSON, as it is stored).
     run = json.loads(presets.dump_json({"recipe": recipe.to_dict(), "epochs": epochs, "precision": precision,
@@ -660,7 +676,7 @@ def _train(recipe, epochs, out, run, precision, distribute, verbose, callbacks, 
             start = 0
     resuming = start > 0
     keras.utils.set_random_seed(recipe.seed)
-    with _precision(precision), _distribution(distribute):
+    with _precision(precision), _distribution(distribute, recipe.architecture):
         model = models.build(recipe.architecture, **overrides)
         for x, split in ((x_train, "training"), (x_test, "test")):
             model.check_inputs(x, f"{split} inputs")

@@ -637,11 +637,79 @@ def test_data_parallel_over_two_cpu_devices(tmp_path):
     assert presets.get_metadata(tmp_path)["distribute"] == "data"
 
 
+MODEL_PARALLEL_SCRIPT = textwrap.dedent("""
+    import dataclasses, json, sys
+    import jax, keras, numpy as np
+    from glu_zoo import recipes, training
+    from glu_zoo.models import build, architecture_class
+
+    rng = np.random.default_rng(0)
+    mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"], keras.distribution.list_devices())
+    report = {"devices": len(jax.devices())}
+    for name, overrides, x in [
+            ("glu_transformer_tiny", {"num_layers": 1, "hidden_dim": 32, "model_dim": 16, "num_heads": 2},
+             {"encoder_token_ids": rng.integers(4, 384, (4, 12)).astype("int32"),
+              "encoder_padding_mask": np.ones((4, 12), bool),
+              "decoder_token_ids": rng.integers(4, 384, (4, 6)).astype("int32"),
+              "decoder_padding_mask": np.ones((4, 6), bool)}),
+            ("mosaic_bert_tiny", {"num_layers": 1, "dropout": 0.0},
+             {"token_ids": rng.integers(4, 384, (4, 12)).astype("int32"), "padding_mask": np.ones((4, 12), bool)})]:
+        y = rng.integers(1, 384, x[list(x)[-2]].shape).astype("int32")
+        losses, logits = [], []
+        for parallel in (False, True):
+            keras.utils.set_random_seed(0)
+            distribution = keras.distribution.ModelParallel(
+                layout_map=architecture_class(name).get_layout_map(mesh), batch_dim_name="batch")
+            with distribution.scope() if parallel else keras.distribution.DataParallel(
+                    devices=keras.distribution.list_devices()[:1]).scope():
+                model = build(name, **overrides)
+                model.compile(optimizer=keras.optimizers.SGD(0.1), loss=model.classification_loss())
+                logits.append(np.asarray(model.predict_on_batch(x)))
+                losses.append([float(model.train_on_batch(x, y)) for _ in range(2)])
+                kernel = [v for v in model.weights if v.path.endswith("kernel_in")][0]
+                spec = tuple(kernel.value.sharding.spec) if parallel else None
+        report[name] = {"logits": float(np.abs(logits[0] - logits[1]).max()), "losses": losses,
+                        "spec": [str(a) for a in spec]}
+    recipe = dataclasses.replace(
+        recipes.get("glu_transformer_swiglu_pydoc"), epochs=1, batch_size=16,
+        data_options={"source": "pydoc", "input_length": 32, "train_size": 32},
+        model_overrides={"ffn": "swiglu", "hidden_dim": 32, "num_layers": 1, "model_dim": 16, "num_heads": 2})
+    result = training.train(recipe, out=sys.argv[1], distribute="model", verbose=0)
+    report["trained_loss"] = result["metrics"]["loss"]
+    print("RESULT", json.dumps(report))
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution.ModelParallel runs on JAX")
+def test_model_parallel_over_two_cpu_devices_equals_one_device(tmp_path):
+    """GLUTransformer and MosaicBERT sharded (FFN hidden axis, heads) over a (batch 1, model 2) mesh give the
+    single device's logits and losses over two SGD steps; `train(distribute="model")` runs a recipe."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    run = subprocess.run([sys.executable, "-c", MODEL_PARALLEL_SCRIPT, str(tmp_path)], capture_output=True,
+                         text=True, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.split("RESULT ", 1)[1])
+    assert out["devices"] == 2
+    for name in ("glu_transformer_tiny", "mosaic_bert_tiny"):
+        assert out[name]["spec"] == ["None", "model"]  # kernel_in's hidden axis over the model axis
+        assert out[name]["logits"] < 1e-5
+        np.testing.assert_allclose(out[name]["losses"][1], out[name]["losses"][0], rtol=1e-5)
+    assert np.isfinite(out["trained_loss"]) and presets.get_metadata(tmp_path / "preset")["distribute"] == "model"
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"unknown `precision` 'float16'; allowed: float32, mixed_bfloat16"):
         training.train(tiny_recipe(), out=tmp_path, precision="float16")
-    with pytest.raises(ValueError, match=r"unknown `distribute` 'model'"):
-        training.train(tiny_recipe(), out=tmp_path, distribute="model")
+    with pytest.raises(ValueError, match=r"unknown `distribute` 'pipeline'; allowed: None, 'data', 'model'"):
+        training.train(tiny_recipe(), out=tmp_path, distribute="pipeline")
+    if BACKEND == "jax":  # a model without a layout map
+        with pytest.raises(ValueError, match=r"distribute='model' needs a model with a layout map \(GLUTransformer, "
+                                             r"MosaicBERT\); activator_vit_digits \(ActivatorViT\) has none"):
+            training.train(tiny_recipe(), out=tmp_path / "model", distribute="model")
+    else:
+        with pytest.raises(ValueError, match=rf"distribute='model' needs the jax backend .*'{BACKEND}'"):
+            training.train(tiny_recipe(), out=tmp_path / "model", distribute="model")
     with pytest.raises(ValueError, match=r"`epochs` must be a positive integer; got 0"):
         training.train(tiny_recipe(), out=tmp_path, epochs=0)
     with pytest.raises(ValueError, match=r"`backup_interval` must be a number in \[0.0, inf\); got -1"):

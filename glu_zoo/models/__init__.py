@@ -17,7 +17,7 @@ from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
 from glu_zoo.models.vivit import ARCHITECTURES as _VIVIT, ViViT
 
 __all__ = ["ActivatorViT", "GLUTransformer", "GRUSVM", "LRUClassifier", "MosaicBERT", "RecTable", "TransformerClassifier", "TRecViT", "ViT", "ViViT",
-           "ZooModel", "build", "list_architectures"]
+           "ZooModel", "architecture_class", "build", "list_architectures"]
 
 _ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT, **_VIVIT, **_RECTABLE, **_GRU_SVM,
                   **_GLU_TRANSFORMER, **_MOSAIC_BERT}
@@ -26,6 +26,15 @@ _ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT, **_V
 def list_architectures():
     """Names accepted by `build`, sorted."""
     return sorted(_ARCHITECTURES)
+
+
+def architecture_class(name):
+    """The model class of a named architecture."""
+    if name not in _ARCHITECTURES:
+        raise ValueError(
+            f"build: unknown architecture {name!r}; known: {', '.join(list_architectures())}."
+        )
+    return _ARCHITECTURES[name][0]
 
 
 def build(name, **overrides):

@@ -13,7 +13,7 @@ from glu_zoo.layers.checks import check_positive_int
 from glu_zoo.layers.embedding import check_images_shape
 from glu_zoo.presets import io as preset_io
 
-__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "check_sequence_length"]
+__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "check_sequence_length", "layout_map"]
 
 
 def _under_dtype_policy(init):
@@ -266,3 +266,17 @@ def check_sequence_length(sequence_length, owner, required=False):
     if sequence_length is None and not required:
         return None
     return check_positive_int("sequence_length", sequence_length, owner)
+
+
+def layout_map(device_mesh, rules, model_parallel_dim_name="model"):
+    """A `keras.distribution.LayoutMap` of `device_mesh` from {variable-path regex: "in" | "out" | "rows"}:
+    "in" shards a kernel's output axis (d, h) → (None, model), "out" its input axis (h, d) → (model, None),
+    "rows" an embedding table's width (V, d) → (None, model). Unlisted variables are replicated."""
+    import keras
+
+    axes = {"in": (None, model_parallel_dim_name), "out": (model_parallel_dim_name, None),
+            "rows": (None, model_parallel_dim_name)}
+    layout = keras.distribution.LayoutMap(device_mesh)
+    for pattern, kind in rules.items():
+        layout[pattern] = axes[kind]
+    return layout

@@ -14,7 +14,7 @@ from glu_zoo.layers.checks import check_bool, check_dropout, check_number, check
 from glu_zoo.layers.embedding import ReversibleEmbedding
 from glu_zoo.layers.ffn import FFN_ACTIVATIONS, GatedFFN
 from glu_zoo.layers.transformer import T5Block, check_mlp
-from glu_zoo.models.base import ZooModel, _concrete_inputs, check_batch
+from glu_zoo.models.base import ZooModel, _concrete_inputs, check_batch, layout_map
 from glu_zoo.models.checkpoints import check_arrays, read_arrays
 
 __all__ = ["GLUTransformer", "ARCHITECTURES"]
@@ -234,6 +234,25 @@ class GLUTransformer(ZooModel):
                 _concrete_inputs(v) is not None for v in x.values()):
             self.check_inputs(x)  # concrete arrays only: traced ones are left to the layers
         return super().__call__(*args, **kwargs)
+
+    # --- several devices ----------------------------------------------------------------
+
+    @staticmethod
+    def get_layout_map(device_mesh, model_parallel_dim_name="model"):
+        """Model parallelism for `keras.distribution.ModelParallel` (Megatron's split): the FFN hidden
+        axis (`kernel_in` columns, `kernel_out` rows) and the attention heads (query/key/value columns,
+        output rows) sharded over the mesh's `model_parallel_dim_name` axis, the embedding along its
+        width; the rest replicated. Combine with data parallelism through the mesh's other axis.
+
+            mesh = keras.distribution.DeviceMesh((2, 4), ["batch", "model"], keras.distribution.list_devices())
+            keras.distribution.set_distribution(keras.distribution.ModelParallel(
+                layout_map=GLUTransformer.get_layout_map(mesh), batch_dim_name="batch"))
+        """
+        return layout_map(device_mesh, {
+            r".*ffn/kernel_in": "in", r".*ffn/kernel_out": "out",
+            r".*attention/(query|key|value)_kernel": "in", r".*attention/output_kernel": "out",
+            r"token_embedding/embeddings": "rows", r"token_embedding/reverse_embeddings": "out",
+        }, model_parallel_dim_name)
 
     # --- training and presets ----------------------------------------------------------
 

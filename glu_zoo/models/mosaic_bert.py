@@ -18,7 +18,7 @@ from glu_zoo.layers.checks import check_bool, check_choice, check_dropout, check
 from glu_zoo.layers.checks import check_positive_int, fresh
 from glu_zoo.layers.embedding import ReversibleEmbedding
 from glu_zoo.layers.ffn import GatedFFN
-from glu_zoo.models.base import ZooModel, _concrete_inputs, check_batch
+from glu_zoo.models.base import ZooModel, _concrete_inputs, check_batch, layout_map
 from glu_zoo.models.checkpoints import check_arrays, read_arrays
 
 __all__ = ["MosaicBERT", "MosaicLayerNorm", "MosaicSelfAttention", "MosaicBERTLayer", "SegmentALiBi",
@@ -438,6 +438,20 @@ class MosaicBERT(ZooModel):
                 _concrete_inputs(v) is not None for v in x.values()):
             self.check_inputs(x)  # concrete arrays only: traced ones are left to the layers
         return super().__call__(*args, **kwargs)
+
+    # --- several devices -------------------------------------------------------------------
+
+    @staticmethod
+    def get_layout_map(device_mesh, model_parallel_dim_name="model"):
+        """Model parallelism for `keras.distribution.ModelParallel`: the GeGLU hidden axis (`kernel_in`
+        columns, `kernel_out` rows), the fused QKV's columns and the attention output's rows, the MLM
+        transform and the word embedding's width sharded over `model_parallel_dim_name`; the rest
+        (LayerNorms, biases) replicated. See `GLUTransformer.get_layout_map`."""
+        return layout_map(device_mesh, {
+            r".*mlp/kernel_in": "in", r".*mlp/kernel_out": "out",
+            r".*attention/qkv_kernel": "in", r".*attention/output_kernel": "out",
+            r"word_embedding/embeddings": "rows", r"mlm_dense/kernel": "in",
+        }, model_parallel_dim_name)
 
     # --- training and presets -------------------------------------------------------------
 
