@@ -13,7 +13,8 @@ from glu_zoo.layers.checks import check_positive_int
 from glu_zoo.layers.embedding import check_images_shape
 from glu_zoo.presets import io as preset_io
 
-__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "check_sequence_length", "layout_map"]
+__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "check_sequence_length", "layout_map",
+           "check_input_dict", "check_token_ids", "value_range"]
 
 
 def _under_dtype_policy(init):
@@ -107,9 +108,14 @@ class ZooModel(keras.Model):
 
     def __call__(self, *args, **kwargs):
         if not self._inside_own_loop:
-            x = _concrete_inputs(args[0] if args else kwargs.get("inputs"))
-            if x is not None:
-                self.check_inputs(x)
+            x = args[0] if args else kwargs.get("inputs")
+            if isinstance(x, dict) and len(x) > 1:  # named inputs: checked when every one is concrete
+                if all(_concrete_inputs(value) is not None for value in x.values()):
+                    self.check_inputs(x)
+            else:
+                x = _concrete_inputs(x)
+                if x is not None:
+                    self.check_inputs(x)
         return super().__call__(*args, **kwargs)
 
     @contextlib.contextmanager
@@ -280,3 +286,37 @@ def layout_map(device_mesh, rules, model_parallel_dim_name="model"):
     for pattern, kind in rules.items():
         layout[pattern] = axes[kind]
     return layout
+
+
+def check_input_dict(x, keys, owner):
+    """A ValueError unless `x` is a dict of exactly `keys` (a model of named inputs); returns False for
+    what is left to the traced checks (a data set, a generator), True for a dict to check further."""
+    if x is None or not isinstance(x, dict):
+        if hasattr(x, "shape"):
+            raise ValueError(f"{owner}: inputs must be a dict with keys {', '.join(keys)}; got an array of shape "
+                             f"{tuple(x.shape)}.")
+        return False
+    if set(x) != set(keys):
+        raise ValueError(f"{owner}: inputs must be a dict with keys {', '.join(keys)}; got keys "
+                         f"{', '.join(sorted(map(str, x)))}.")
+    return True
+
+
+def value_range(value):
+    """(min, max) of an array or backend tensor (only two numbers leave the device)."""
+    if ops.is_tensor(value):
+        low, high = ops.convert_to_numpy(ops.stack([ops.min(value), ops.max(value)]))
+        return low, high
+    return np.min(value), np.max(value)
+
+
+def check_token_ids(value, vocabulary_size, owner, key="token_ids"):
+    """A ValueError unless `value` holds integer ids in [0, vocabulary_size), naming `key`."""
+    dtype = keras.backend.standardize_dtype(value.dtype)
+    if not dtype.startswith(("int", "uint")):
+        raise ValueError(f"{owner}: `{key}` must hold integer token ids; got dtype {dtype}.")
+    if np.prod(value.shape):
+        low, high = value_range(value)
+        if low < 0 or high >= vocabulary_size:
+            raise ValueError(f"{owner}: `{key}` must hold token ids in [0, {vocabulary_size}); got values in "
+                             f"[{low}, {high}].")

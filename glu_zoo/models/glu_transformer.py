@@ -14,7 +14,7 @@ from glu_zoo.layers.checks import check_bool, check_dropout, check_number, check
 from glu_zoo.layers.embedding import ReversibleEmbedding
 from glu_zoo.layers.ffn import FFN_ACTIVATIONS, GatedFFN
 from glu_zoo.layers.transformer import T5Block, check_mlp
-from glu_zoo.models.base import ZooModel, _concrete_inputs, check_batch, layout_map
+from glu_zoo.models.base import ZooModel, check_batch, check_input_dict, check_token_ids, layout_map
 from glu_zoo.models.checkpoints import check_arrays, read_arrays
 
 __all__ = ["GLUTransformer", "ARCHITECTURES"]
@@ -184,23 +184,15 @@ class GLUTransformer(ZooModel):
     def check_inputs(self, x, name=None):
         """A ValueError unless `x` is a dict of exactly the input names, each
         (batch, T) with one batch size, integer token ids in
-        [0, vocabulary_size), boolean-like masks of their ids' shape, and T
-        at most max_sequence_length. Data sets and generators are left to
-        the traced checks."""
-        if x is None or not isinstance(x, dict):
-            if hasattr(x, "shape"):
-                raise ValueError(f"{self._owner(name)}: inputs must be a dict with keys "
-                                 f"{', '.join(self._input_keys)}; got an array of shape {tuple(x.shape)}.")
-            return
+        [0, vocabulary_size), masks of their ids' shape, and T at most
+        max_sequence_length. Data sets and generators are left to the
+        traced checks."""
         owner = self._owner(name)
-        if set(x) != set(self._input_keys):
-            raise ValueError(f"{owner}: inputs must be a dict with keys {', '.join(self._input_keys)}; got keys "
-                             f"{', '.join(sorted(map(str, x)))}.")
+        if not check_input_dict(x, self._input_keys, owner):
+            return
         batch = None
         for key in self._input_keys:
-            value = x[key]
-            if not hasattr(value, "shape"):
-                value = np.asarray(value)
+            value = x[key] if hasattr(x[key], "shape") else np.asarray(x[key])
             shape = tuple(value.shape)
             if len(shape) != 2:
                 raise ValueError(f"{owner}: `{key}` must have shape (batch, sequence); got shape {shape}.")
@@ -211,29 +203,14 @@ class GLUTransformer(ZooModel):
             batch = shape[0]
             if key.endswith("padding_mask"):
                 ids = x[key.replace("padding_mask", "token_ids")]
-                if tuple(ids.shape) != shape:
-                    raise ValueError(f"{owner}: `{key}` must have the shape of its token ids, {tuple(ids.shape)}; "
-                                     f"got shape {shape}.")
+                if tuple(np.shape(ids)) != shape:
+                    raise ValueError(f"{owner}: `{key}` must have the shape of its token ids, "
+                                     f"{tuple(np.shape(ids))}; got shape {shape}.")
                 continue
             if self.max_sequence_length is not None and shape[1] > self.max_sequence_length:
                 raise ValueError(f"{owner}: `{key}` holds sequences of {shape[1]} tokens; this model takes at most "
                                  f"max_sequence_length={self.max_sequence_length}.")
-            dtype = keras.backend.standardize_dtype(value.dtype)
-            if not dtype.startswith(("int", "uint")):
-                raise ValueError(f"{owner}: `{key}` must hold integer token ids; got dtype {dtype}.")
-            if np.prod(shape):
-                low, high = (ops.convert_to_numpy(ops.stack([ops.min(value), ops.max(value)])) if ops.is_tensor(value)
-                             else (np.min(value), np.max(value)))
-                if low < 0 or high >= self.vocabulary_size:
-                    raise ValueError(f"{owner}: `{key}` must hold token ids in [0, {self.vocabulary_size}); got "
-                                     f"values in [{low}, {high}].")
-
-    def __call__(self, *args, **kwargs):
-        x = args[0] if args else kwargs.get("inputs")
-        if isinstance(x, dict) and not self._inside_own_loop and all(
-                _concrete_inputs(v) is not None for v in x.values()):
-            self.check_inputs(x)  # concrete arrays only: traced ones are left to the layers
-        return super().__call__(*args, **kwargs)
+            check_token_ids(value, self.vocabulary_size, owner, key)
 
     # --- several devices ----------------------------------------------------------------
 

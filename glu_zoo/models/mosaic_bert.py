@@ -18,7 +18,7 @@ from glu_zoo.layers.checks import check_bool, check_choice, check_dropout, check
 from glu_zoo.layers.checks import check_positive_int, fresh
 from glu_zoo.layers.embedding import ReversibleEmbedding
 from glu_zoo.layers.ffn import GatedFFN
-from glu_zoo.models.base import ZooModel, _concrete_inputs, check_batch, layout_map
+from glu_zoo.models.base import ZooModel, check_batch, check_input_dict, check_token_ids, layout_map, value_range
 from glu_zoo.models.checkpoints import check_arrays, read_arrays
 
 __all__ = ["MosaicBERT", "MosaicLayerNorm", "MosaicSelfAttention", "MosaicBERTLayer", "SegmentALiBi",
@@ -394,15 +394,9 @@ class MosaicBERT(ZooModel):
         (batch, L) arrays of one shape, L ≤ max_sequence_length, integer ids in
         [0, vocabulary_size), and a boolean or integer (segment ids ≥ 0)
         padding_mask. Data sets and generators are left to the traced checks."""
-        if x is None or not isinstance(x, dict):
-            if hasattr(x, "shape"):
-                raise ValueError(f"{self._owner(name)}: inputs must be a dict with keys token_ids, padding_mask; "
-                                 f"got an array of shape {tuple(x.shape)}.")
-            return
         owner = self._owner(name)
-        if set(x) != set(INPUTS):
-            raise ValueError(f"{owner}: inputs must be a dict with keys token_ids, padding_mask; got keys "
-                             f"{', '.join(sorted(map(str, x)))}.")
+        if not check_input_dict(x, INPUTS, owner):
+            return
         ids, mask = (x[k] if hasattr(x[k], "shape") else np.asarray(x[k]) for k in INPUTS)
         shape = tuple(ids.shape)
         if len(shape) != 2:
@@ -414,30 +408,17 @@ class MosaicBERT(ZooModel):
         if shape[1] > self.max_sequence_length:
             raise ValueError(f"{owner}: `token_ids` holds sequences of {shape[1]} tokens; this model takes at most "
                              f"max_sequence_length={self.max_sequence_length}.")
-        for key, value in zip(INPUTS, (ids, mask)):
-            dtype = keras.backend.standardize_dtype(value.dtype)
-            if key == "padding_mask" and dtype == "bool":
-                continue
-            if not dtype.startswith(("int", "uint")):
-                what = "integer token ids" if key == "token_ids" else "booleans or integer segment ids"
-                raise ValueError(f"{owner}: `{key}` must hold {what}; got dtype {dtype}.")
-            if not np.prod(shape):
-                continue
-            low, high = (ops.convert_to_numpy(ops.stack([ops.min(value), ops.max(value)])) if ops.is_tensor(value)
-                         else (np.min(value), np.max(value)))
-            if key == "token_ids" and (low < 0 or high >= self.vocabulary_size):
-                raise ValueError(f"{owner}: `token_ids` must hold token ids in [0, {self.vocabulary_size}); got "
-                                 f"values in [{low}, {high}].")
-            if key == "padding_mask" and low < 0:
+        check_token_ids(ids, self.vocabulary_size, owner)
+        dtype = keras.backend.standardize_dtype(mask.dtype)
+        if dtype == "bool":
+            return
+        if not dtype.startswith(("int", "uint")):
+            raise ValueError(f"{owner}: `padding_mask` must hold booleans or integer segment ids; got dtype {dtype}.")
+        if np.prod(shape):
+            low, high = value_range(mask)
+            if low < 0:
                 raise ValueError(f"{owner}: `padding_mask` must hold 0/1 or segment ids ≥ 0; got values in "
                                  f"[{low}, {high}].")
-
-    def __call__(self, *args, **kwargs):
-        x = args[0] if args else kwargs.get("inputs")
-        if isinstance(x, dict) and not self._inside_own_loop and all(
-                _concrete_inputs(v) is not None for v in x.values()):
-            self.check_inputs(x)  # concrete arrays only: traced ones are left to the layers
-        return super().__call__(*args, **kwargs)
 
     # --- several devices -------------------------------------------------------------------
 
