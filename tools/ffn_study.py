@@ -106,11 +106,11 @@ def table(rows):
     for ffn, group in by_ffn.items():
         values = np.array([r["test_log_perplexity"] for r in group])
         means[ffn] = values.mean()
-        std = values.std(ddof=1) if len(values) > 1 else float("nan")
+        spread = f" ± {values.std(ddof=1):.4f}" if len(values) > 1 else ""
         paper = PAPER.get(ffn)
         paper_65k = f"{paper[0]:.3f} ({paper[1]:.3f})" if paper else "— (ours)"
         paper_524k = f"{paper[2]:.3f}" if paper else "—"
-        lines.append(f"| {ffn} | {group[0]['parameters']:,} | {values.mean():.4f} ± {std:.4f} | {len(values)} | "
+        lines.append(f"| {ffn} | {group[0]['parameters']:,} | {values.mean():.4f}{spread} | {len(values)} | "
                      f"{paper_65k} | {paper_524k} |")
     shared = [f for f in PAPER if f in means]
     summary = []
@@ -190,7 +190,11 @@ def main():
             bar.add(1)
     text, _, summary = table(rows)
     epochs = rows[0]["epochs"]
-    head = (f"`python tools/ffn_study.py` on {keras.backend.backend()} (this 2-core CPU, "
+    trained = [r["train_seconds"] for r in rows if r["train_seconds"] is not None]
+    reused = len(rows) - len(trained)
+    head = (f"`python tools/ffn_study.py --seeds {args.seeds}` on {keras.backend.backend()} (this 2-core CPU; "
+            f"{len(trained)} runs trained in {sum(trained):.0f} s"
+            f"{f', {reused} reused from earlier invocations' if reused else ''}; this invocation "
             f"{time.perf_counter() - start:.0f} s): recipes `glu_transformer_<ffn>_pydoc`, {epochs} epochs of 512 "
             f"steps (batch 32), each seed a whole run from scratch; test log-perplexity = the mean cross-entropy "
             f"over the {rows[0]['test_tokens']:,} real target tokens of the test split (nats). The paper's column: "

@@ -699,6 +699,17 @@ def _gather(x, index):
     return ops.where(valid, y, ops.zeros_like(y))
 
 
+def _move(x, packing, index, owner, name, layout):
+    """Gather the tokens of `x` (laid out as the other side of `packing`) into the slots of `index`."""
+    slots = _packing_index(packing, index)
+    expected = tuple(_packing_index(packing, "target" if index == "source" else "source").shape)
+    x = ops.convert_to_tensor(x)
+    if len(x.shape) < 2 or (x.shape[0] is not None and tuple(x.shape[:2]) != expected):
+        raise ValueError(f"{owner}: `{name}` must have shape {layout} = {expected} + (...); "
+                         f"got shape {tuple(x.shape)}.")
+    return _gather(ops.reshape(x, (-1, *x.shape[2:])), slots)
+
+
 def pack(x, packing):
     """(batch, seq_len, ...) → (rows, row_length, ...): each real token moved to
     its slot of `packing` (a `Packing` or its `as_dict()`, NumPy or tensors),
@@ -706,15 +717,7 @@ def pack(x, packing):
 
         packed = pack(token_ids, pack_sequences(token_ids != 0))
     """
-    source = _packing_index(packing, "source")
-    x = ops.convert_to_tensor(x)
-    target_shape = tuple(_packing_index(packing, "target").shape)
-    if len(x.shape) < 2 or (x.shape[0] is not None and tuple(x.shape[:2]) != tuple(target_shape)):
-        raise ValueError(
-            f"pack: `x` must have shape (batch, seq_len, ...) = {tuple(target_shape)} + (...); "
-            f"got shape {tuple(x.shape)}.")
-    flat = ops.reshape(x, (-1, *x.shape[2:]))
-    return _gather(flat, source)
+    return _move(x, packing, "source", "pack", "x", "(batch, seq_len, ...)")
 
 
 def unpack(y, packing):
@@ -723,15 +726,7 @@ def unpack(y, packing):
 
         hidden = unpack(packed_hidden, packing)
     """
-    target = _packing_index(packing, "target")
-    y = ops.convert_to_tensor(y)
-    source_shape = tuple(_packing_index(packing, "source").shape)
-    if len(y.shape) < 2 or (y.shape[0] is not None and tuple(y.shape[:2]) != tuple(source_shape)):
-        raise ValueError(
-            f"unpack: `y` must have shape (rows, row_length, ...) = {tuple(source_shape)} + (...); "
-            f"got shape {tuple(y.shape)}.")
-    flat = ops.reshape(y, (-1, *y.shape[2:]))
-    return _gather(flat, target)
+    return _move(y, packing, "target", "unpack", "y", "(rows, row_length, ...)")
 
 
 def segment_mask(segment_ids):
