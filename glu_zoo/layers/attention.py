@@ -20,6 +20,8 @@ from keras import ops
 from glu_zoo.layers.checks import check_bool, check_dropout, check_floating, check_number, check_positive_int, fresh
 
 __all__ = [
+    "attention_probabilities",
+    "large_negative",
     "MultiHeadAttention",
     "Packing",
     "RelativePositionBias",
@@ -227,7 +229,7 @@ class RelativePositionBias(keras.layers.Layer):
 
 # --- scaled dot-product attention --------------------------------------------------
 
-def _large_negative(dtype):
+def large_negative(dtype):
     """−0.7 × the largest finite value of `dtype` (as Keras's own masking)."""
     return -0.7 * (65504.0 if keras.backend.standardize_dtype(dtype) == "float16" else 3.38953e38)
 
@@ -348,7 +350,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, f
     compute_dtype = keras.backend.result_type(query.dtype, key.dtype, value.dtype)
     keras_bias, keras_mask = bias, mask
     if bias is not None and mask is not None:
-        keras_bias = ops.where(mask, ops.cast(bias, compute_dtype), _large_negative(compute_dtype))
+        keras_bias = ops.where(mask, ops.cast(bias, compute_dtype), large_negative(compute_dtype))
         keras_mask = None
     if flash_attention is None:
         flash_attention = _flash_attention(keras_bias, keras_mask)
@@ -358,14 +360,14 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, f
     return _zero_empty_rows(out, mask)
 
 
-def _attention_probs(query, key, bias, mask, scale):
+def attention_probabilities(query, key, bias, mask, scale):
     """softmax(scale·q·kᵀ + bias) over the unmasked keys, float32, 0 at masked keys; (B, H, Tq, Tk)."""
     logits = ops.einsum("bthd,bshd->bhts", query, key)
     logits = ops.cast(logits, "float32") * (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
     if bias is not None:
         logits = logits + ops.cast(bias, "float32")
     if mask is not None:
-        logits = ops.where(mask, logits, _large_negative("float32"))
+        logits = ops.where(mask, logits, large_negative("float32"))
     probs = ops.softmax(logits, axis=-1)
     if mask is not None:
         probs = ops.where(mask, probs, 0.0)  # an all-masked row: 0, not uniform
@@ -383,7 +385,7 @@ def naive_attention(query, key, value, bias=None, mask=None, scale=None):
     query, key, value, bias, mask = _prepare(query, key, value, bias, mask, owner)
     if scale is not None:
         scale = check_number("scale", scale, owner, low=0.0)
-    probs = _attention_probs(query, key, bias, mask, scale)
+    probs = attention_probabilities(query, key, bias, mask, scale)
     return ops.einsum("bhts,bshd->bthd", ops.cast(probs, value.dtype), value)
 
 
@@ -544,7 +546,7 @@ class MultiHeadAttention(keras.layers.Layer):
         if mask is not None:
             mask = self._attention_mask(mask, target)
         if self.dropout > 0 and training:
-            probs = self.dropout_layer(_attention_probs(q, k, bias, mask, self.scale), training=training)
+            probs = self.dropout_layer(attention_probabilities(q, k, bias, mask, self.scale), training=training)
             out = ops.einsum("bhts,bshd->bthd", ops.cast(probs, v.dtype), v)
         else:
             out = dot_product_attention(q, k, v, bias=bias, mask=mask, scale=self.scale)

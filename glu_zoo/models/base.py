@@ -213,10 +213,7 @@ class SequenceClassifier(ZooModel):
             raise ValueError(f"{owner}: token ids must be integers; got dtype {dtype}.")
         if not np.prod(shape):
             return
-        if ops.is_tensor(x):
-            low, high = ops.convert_to_numpy(ops.stack([ops.min(x), ops.max(x)]))
-        else:
-            low, high = x.min(), x.max()
+        low, high = value_range(x)
         if low < 0 or high >= self.vocabulary_size:
             raise ValueError(f"{owner}: token ids must be in [0, {self.vocabulary_size}); got values in "
                              f"[{low}, {high}].")

@@ -6,14 +6,14 @@ one row, attention kept within each sequence. Loads the official PyTorch
 state dicts (`from_official`, the names of mosaicml/examples'
 `BertForMaskedLM`)."""
 
-import math
 import os
 
 import keras
 import numpy as np
 from keras import ops
 
-from glu_zoo.layers.attention import alibi_slopes, dot_product_attention, pack_sequences
+from glu_zoo.layers.attention import (alibi_bias, alibi_slopes, attention_probabilities,
+                                     dot_product_attention, large_negative, pack_sequences)
 from glu_zoo.layers.checks import check_bool, check_choice, check_dropout, check_floating, check_number
 from glu_zoo.layers.checks import check_positive_int, fresh
 from glu_zoo.layers.embedding import ReversibleEmbedding
@@ -30,11 +30,6 @@ INPUTS = ("token_ids", "padding_mask")
 def _initializer():
     # BERT's initialisation (transformers' BertPreTrainedModel): N(0, 0.02) for every matrix and table.
     return keras.initializers.RandomNormal(stddev=0.02)
-
-
-def _large_negative(dtype):
-    """A logit that softmax turns into an exact 0 (finite, so a row with no key stays finite)."""
-    return -0.7 * (65504.0 if keras.backend.standardize_dtype(dtype) == "float16" else 3.38953e38)
 
 
 # --- layers -----------------------------------------------------------------------
@@ -101,12 +96,10 @@ class SegmentALiBi(keras.layers.Layer):
         earlier = ops.less(index[None, :], index[:, None])  # [i, j]: j < i
         same = ops.equal(seg[:, :, None], seg[:, None, :])  # (b, L, L)
         positions = ops.sum(ops.cast(ops.logical_and(same, earlier[None]), "int32"), axis=-1)  # (b, L)
-        distance = ops.cast(ops.abs(positions[:, :, None] - positions[:, None, :]), "float32")
-        slopes = ops.convert_to_tensor(self.slopes)
-        bias = -slopes[None, :, None, None] * distance[:, None]
+        bias = alibi_bias(self.slopes, positions, positions)
         allowed = ops.logical_and(same, ops.not_equal(seg, 0)[:, :, None])[:, None]
         dtype = self.compute_dtype
-        return ops.where(allowed, ops.cast(bias, dtype), ops.cast(_large_negative(dtype), dtype))
+        return ops.where(allowed, ops.cast(bias, dtype), ops.cast(large_negative(dtype), dtype))
 
     def compute_output_spec(self, segment_ids):
         b, length = segment_ids.shape
@@ -163,8 +156,7 @@ class MosaicSelfAttention(keras.layers.Layer):
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         bias = ops.cast(bias, q.dtype)
         if self.dropout > 0 and training:
-            logits = ops.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(d // h))
-            probs = ops.softmax(ops.cast(logits, "float32") + ops.cast(bias, "float32"), axis=-1)
+            probs = attention_probabilities(q, k, bias, None, None)
             probs = self.dropout_layer(ops.cast(probs, v.dtype), training=training)
             out = ops.einsum("bhts,bshd->bthd", probs, v)
         else:
