@@ -6,6 +6,7 @@
 
 from glu_zoo.models.activator import ARCHITECTURES as _ACTIVATOR, ActivatorViT
 from glu_zoo.models.base import ZooModel
+from glu_zoo.models.bilinear_mlp import ARCHITECTURES as _BILINEAR, BilinearMLP
 from glu_zoo.models.glu_transformer import ARCHITECTURES as _GLU_TRANSFORMER, GLUTransformer
 from glu_zoo.models.gru_svm import ARCHITECTURES as _GRU_SVM, GRUSVM
 from glu_zoo.models.lru_classifier import ARCHITECTURES as _LRU, LRUClassifier
@@ -16,11 +17,11 @@ from glu_zoo.models.trecvit import ARCHITECTURES as _TRECVIT, TRecViT
 from glu_zoo.models.vit import ARCHITECTURES as _VIT, ViT
 from glu_zoo.models.vivit import ARCHITECTURES as _VIVIT, ViViT
 
-__all__ = ["ActivatorViT", "GLUTransformer", "GRUSVM", "LRUClassifier", "MosaicBERT", "RecTable", "TransformerClassifier", "TRecViT", "ViT", "ViViT",
+__all__ = ["ActivatorViT", "BilinearMLP", "GLUTransformer", "GRUSVM", "LRUClassifier", "MosaicBERT", "RecTable", "TransformerClassifier", "TRecViT", "ViT", "ViViT",
            "ZooModel", "architecture_class", "build", "list_architectures"]
 
 _ARCHITECTURES = {**_VIT, **_ACTIVATOR, **_LRU, **_TRANSFORMER, **_TRECVIT, **_VIVIT, **_RECTABLE, **_GRU_SVM,
-                  **_GLU_TRANSFORMER, **_MOSAIC_BERT}
+                  **_GLU_TRANSFORMER, **_MOSAIC_BERT, **_BILINEAR}
 
 
 def list_architectures():
