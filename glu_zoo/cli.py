@@ -1,10 +1,11 @@
-"""The `glu-zoo` command: list, train and evaluate.
+"""The `glu-zoo` command: list, train, evaluate and interpret.
 
     glu-zoo list
     glu-zoo train activator_vit_digits [--epochs N] [--out DIR] [--backend B]
                   [--precision mixed_bfloat16] [--distribute data|model]
                   [--backup-interval SECONDS] [--overwrite]
     glu-zoo evaluate activator_vit_digits [--json]     # a preset name, a preset folder or a run folder
+    glu-zoo interpret bilinear_digits [--out DIR] [--json] [-k K]
 
 `--backend` sets KERAS_BACKEND before Keras is imported. Unless the user set
 TF_CPP_MIN_LOG_LEVEL, the backends' C++ INFO and WARNING lines and the CUDA
@@ -45,6 +46,13 @@ def _parser():
     evaluate = commands.add_parser("evaluate", parents=[backend], help="test metrics of a preset")
     evaluate.add_argument("preset", metavar="PRESET_OR_DIR")
     evaluate.add_argument("--json", action="store_true", help="one JSON line: metrics, backend, ...")
+    interpret = commands.add_parser("interpret", parents=[backend],
+                                    help="read a preset's GLU weights: bilinear eigenvectors or the GLU logit lens")
+    interpret.add_argument("preset", metavar="PRESET_OR_DIR")
+    interpret.add_argument("--out", help="folder for the PNG plots (none without it)")
+    interpret.add_argument("--json", action="store_true", help="the whole result as one JSON line")
+    interpret.add_argument("-k", type=int, help="eigen-components per output (default 3) or top tokens per neuron "
+                                                "(default 10)")
     return parser
 
 
@@ -149,6 +157,12 @@ def _run(args):
                   + ("" if rate is None else f"; {rate:.0f} training examples/s"))
             print(f"preset: {result['preset']}")
             return 0
+        if args.command == "interpret":
+            from glu_zoo.interpret import interpret_preset
+
+            result = interpret_preset(args.preset, out=args.out, k=args.k, verbose=not args.json)
+            print(presets.dump_json(result) if args.json else _summary(result))
+            return 0
         result = training.evaluate(args.preset)
         if args.json:
             print(presets.dump_json(result))
@@ -160,6 +174,24 @@ def _run(args):
     except ValueError as error:
         print(f"glu-zoo: error: {error}", file=sys.stderr)
         return 2
+
+
+def _summary(result):
+    """The human-readable lines of an `interpret` result."""
+    lines = [f"{result['preset']} on {result['backend']}: {result['analysis']} analysis"]
+    if result["analysis"] == "bilinear":
+        for row in result["outputs"]:
+            share = next(v for key, v in row.items() if key.startswith("share_top_"))
+            values = ", ".join(f"{v:+.3f}" for v in row["top_eigenvalues"])
+            lines.append(f"  output {row['label']}: top eigenvalues {values}; they hold {share:.1%} of Q")
+        if "accuracy_against_k" in result:
+            pairs = ", ".join(f"{k}: {v:.3f}" for k, v in result["accuracy_against_k"].items())
+            lines.append(f"  test accuracy with the top k components per class: {pairs} "
+                         f"(full model {result['full_accuracy']:.3f})")
+    else:
+        lines.extend(f"  {line}" for line in result.get("summary", []))
+    lines.extend(f"  plot: {path}" for path in result.get("plots", []))
+    return "\n".join(lines)
 
 
 def _number(value):

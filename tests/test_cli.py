@@ -119,3 +119,22 @@ def test_a_first_training_run_prints_no_cuda_noise(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"activator_vit_digits on {BACKEND}: test accuracy" in run.stdout
     assert "cuInit" not in run.stderr and "cuda" not in run.stderr.lower(), run.stderr[-3000:]
+
+
+def test_interpret_a_bilinear_preset_writes_its_plots_and_json(capsys, tmp_path):
+    assert cli.main(["interpret", "bilinear_digits", "--out", str(tmp_path), "--json", "-k", "2"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["analysis"] == "bilinear" and result["backend"] == BACKEND and result["components"] == 64
+    assert [len(row["top_eigenvalues"]) for row in result["outputs"]] == [2] * 10
+    # The truncated model at full rank is the model; the recipe's target holds for both.
+    assert result["accuracy_against_k"]["64"] == result["full_accuracy"] >= 0.96
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy_against_k.png", "eigenspectrum.png",
+                                                         "eigenvectors.png"]
+    assert cli.main(["interpret", "bilinear_digits"]) == 0
+    assert "output 0: top eigenvalues" in capsys.readouterr().out
+
+
+def test_interpret_refuses_a_preset_with_no_glu(capsys):
+    assert cli.main(["interpret", "vit_digits"]) == 2
+    err = capsys.readouterr().err
+    assert "preset 'vit_digits' holds a ViT with no GLU feed-forward layer" in err

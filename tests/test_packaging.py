@@ -27,3 +27,12 @@ def test_ci_tests_at_the_keras_floor_which_is_past_every_loading_advisory():
     assert tuple(map(int, floor.split("."))) >= (3, 15, 1)
     installed = tuple(int(part) for part in re.findall(r"\d+", keras.__version__)[:3])
     assert installed >= tuple(map(int, floor.split(".")))
+
+
+def test_every_package_of_glu_zoo_is_installed():
+    """setuptools installs only the packages listed in pyproject.toml: a new
+    folder of glu_zoo/ left out of the list would be missing from a wheel."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "glu_zoo").rglob("__init__.py")
+             if "presets" not in init.parent.relative_to(ROOT / "glu_zoo").parts[1:]}
+    assert found - listed == set()

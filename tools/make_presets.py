@@ -22,7 +22,7 @@ SHIPPED = ROOT / "glu_zoo" / "presets"
 MAX_BYTES = 2 * 1024 * 1024
 SHIPPED_RECIPES = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits",
                    "trecvit_moving_digits", "rectable_wine", "rectable_breast_cancer", "rectable_diabetes",
-                   "gru_svm_wdbc", "gru_softmax_wdbc", "mosaic_bert_pydoc"]
+                   "gru_svm_wdbc", "gru_softmax_wdbc", "mosaic_bert_pydoc", "bilinear_digits"]
 
 
 def main():
