@@ -62,7 +62,7 @@ def _heads_of(attention, label, kind, input_scale):
     if kind == "mosaic":
         d, h = attention.hidden_dim, attention.num_heads
         dk = d // h
-        w_v = _numpy(attention.qkv_kernel).reshape(d, 3, h, dk)[:, 1]  # (d, h, dk)
+        w_v = _numpy(attention.qkv_kernel).reshape(d, 3, h, dk)[:, 2]  # [Q | K | V]: (d, h, dk)
         w_o = _numpy(attention.output_kernel).reshape(h, dk, d)
     else:
         h, dk = attention.num_heads, attention.key_dim
@@ -448,7 +448,11 @@ def _held_out_loss(model, x, y, batch_size, progbar=None):
     total, count = 0.0, 0
     for start, batch in _batches(x, batch_size):
         labels = y[start:start + batch_size]
-        logits = np.asarray(ops.convert_to_numpy(model.predict_on_batch(batch)), np.float64)
+        rows = len(labels)
+        if rows < batch_size < len(y):  # the last batch padded with copies: one compiled shape
+            batch = {key: np.concatenate([value, np.repeat(value[:1], batch_size - rows, axis=0)])
+                     for key, value in batch.items()}
+        logits = np.asarray(ops.convert_to_numpy(model.predict_on_batch(batch)), np.float64)[:rows]
         keep = labels != 0
         chosen = logits[keep]
         peak = chosen.max(axis=-1, keepdims=True)

@@ -259,7 +259,7 @@ def set_head_ov(attention, head, w_v, w_o, mosaic_layout):
         d, h = attention.hidden_dim, attention.num_heads
         dk = d // h
         qkv = keras.ops.convert_to_numpy(attention.qkv_kernel).copy().reshape(d, 3, h, dk)
-        qkv[:, 1, head] = w_v  # [Q | K | V]: V is the second third
+        qkv[:, 2, head] = w_v  # [Q | K | V] (MosaicSelfAttention: q, k, v = qkv[:, :, 0], 1, 2)
         attention.qkv_kernel.assign(qkv.reshape(d, 3 * d))
     else:
         dk = attention.key_dim
@@ -304,6 +304,52 @@ def test_rank_heads_finds_the_planted_head(kind):
     early = ll.rank_heads(model, [(layers[0][0], neuron)])
     assert {label for label, _, _ in early} == {first}
     assert len(ll.rank_heads(model, [(name, neuron)], top=2)) == 2
+
+
+@pytest.mark.parametrize("kind", ["t5", "mosaic_bert"])
+def test_rank_heads_score_is_the_heads_map_read_through_the_attention_layer(kind):
+    """Reference from behaviour: a one-token input attends only to itself, so the attention layer
+    maps row i of diag(g_in) to row i of head h's diag(g_in)·W_V^h·W_O^h when the other heads'
+    output rows are zero; score = √(‖M_h·w̃‖² + ‖M_h·ṽ‖²) with w̃, ṽ = g_f ⊙ (gate, linear) rows."""
+    rng = np.random.default_rng(11)
+    model = t5(ffn="swiglu") if kind == "t5" else mosaic()
+    blocks = model.decoder_blocks if kind == "t5" else model.encoder_layers
+    name, ffn = ll.glu_layers(model)[1]
+    g_f = rng.uniform(0.3, 3.0, D)
+    (blocks[1].ffn_norm.scale if kind == "t5" else blocks[1].attention_norm.gamma).assign(g_f.astype("float32"))
+    g_in = [rng.uniform(0.3, 3.0, D) if kind == "t5" else np.ones(D) for _ in blocks]
+    if kind == "t5":
+        for block, g in zip(blocks, g_in):
+            block.self_attention_norm.scale.assign(g.astype("float32"))
+    neurons = [3, 8]
+    kernel = np.asarray(keras.ops.convert_to_numpy(ffn.kernel_in), np.float64)
+    expected = {}
+    for block, g in zip(blocks, g_in):
+        attention = block.self_attention if kind == "t5" else block.attention
+        label = f"{block.name}/{'self_attention' if kind == 't5' else 'attention'}"
+        full = keras.ops.convert_to_numpy(attention.output_kernel).copy()
+        for head in range(2):
+            rows = np.zeros_like(full)
+            rows[head * D // 2:(head + 1) * D // 2] = full[head * D // 2:(head + 1) * D // 2]
+            attention.output_kernel.assign(rows)
+            x = np.diag(g)[:, None, :].astype("float32")  # (d, 1, d): d one-token inputs
+            if kind == "t5":
+                m = attention(x)
+            else:
+                m = attention(x, np.zeros((D, 2, 1, 1), "float32")) - attention.output_bias
+            m = np.asarray(keras.ops.convert_to_numpy(m), np.float64)[:, 0]
+            if kind == "mosaic_bert":  # the value bias: what a zero input gives
+                m -= np.asarray(keras.ops.convert_to_numpy(attention(
+                    np.zeros((1, 1, D), "float32"), np.zeros((1, 2, 1, 1), "float32")) - attention.output_bias),
+                    np.float64)[0]
+            scores = [np.sqrt(np.sum((m @ (g_f * kernel[:, j])) ** 2)
+                              + np.sum((m @ (g_f * kernel[:, HIDDEN + j])) ** 2)) for j in neurons]
+            expected[(label, head)] = np.mean(scores)
+        attention.output_kernel.assign(full)
+    ranked = ll.rank_heads(model, [(name, j) for j in neurons])
+    assert {(label, head) for label, head, _ in ranked} == set(expected)
+    for label, head, score in ranked:
+        assert score == pytest.approx(expected[(label, head)], rel=1e-4)
 
 
 def test_rank_heads_of_an_encoder_decoder_stays_in_each_stack():
