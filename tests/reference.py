@@ -745,3 +745,51 @@ def mosaic_bert_forward(sd, config, ids, attention_mask):
     x = x * mask[..., None]
     x = ln(gelu(linear(x, "cls.predictions.transform.dense")), "cls.predictions.transform.LayerNorm", 1e-12)
     return x @ sd["bert.embeddings.word_embeddings.weight"].T + sd["cls.predictions.decoder.bias"]
+
+
+# === T5 block / reversible embedding (layer tests) ===
+# glu_zoo's T5Block (Raffel et al. 2019, arXiv 1910.10683; GLU FFNs, Shazeer 2020, arXiv 2002.05202) on its
+# weights keyed by their path below the block ("self_attention/query_kernel", "ffn/kernel_in"), and the
+# ReversibleEmbedding's forward and reverse maps. float64.
+
+def t5_block(x, w, num_heads, mlp_kind, causal=False, position_bias=None, padding_mask=None, encoder_outputs=None,
+             encoder_padding_mask=None, num_buckets=32, max_distance=128, eps=1e-6):
+    """(y, position_bias) of one T5 layer, pre-norm RMSNorm (scale only), no biases, unscaled logits:
+
+        x ← x + SelfAttention(RMSNorm(x), bias = position_bias, keys ∧ (j ≤ i if causal))
+        x ← x + CrossAttention(RMSNorm(x), encoder_outputs, encoder keys)   (when given)
+        x ← x + MLP(RMSNorm(x))
+
+    position_bias None: the block's own table ("relative_position_bias/embeddings"), bidirectional unless
+    causal."""
+    t = x.shape[1]
+    if position_bias is None:
+        position_bias = t5_position_bias(w["relative_position_bias/embeddings"], t, t, not causal, num_buckets,
+                                         max_distance)
+    mask = np.ones((1, 1, t, t), bool)
+    if padding_mask is not None:
+        mask = mask & np.asarray(padding_mask, bool)[:, None, None, :]
+    if causal:
+        mask = mask & np.tril(np.ones((t, t), bool))[None, None]
+    h = t5_rms_norm(x, w["self_attention_norm/scale"], eps)
+    x = x + projected_attention(h, h, below(w, "self_attention/"), num_heads, position_bias, mask, scale=1.0)
+    if encoder_outputs is not None:
+        cross_mask = None
+        if encoder_padding_mask is not None:
+            cross_mask = np.asarray(encoder_padding_mask, bool)[:, None, None, :]
+        h = t5_rms_norm(x, w["cross_attention_norm/scale"], eps)
+        x = x + projected_attention(h, encoder_outputs, below(w, "cross_attention/"), num_heads, None, cross_mask,
+                                    scale=1.0)
+    x = x + mlp(t5_rms_norm(x, w["ffn_norm/scale"], eps), below(w, "ffn/"), mlp_kind)
+    return x, position_bias
+
+
+def reversible_embedding(ids, embeddings):
+    """E[ids]: (…, T) ids → (…, T, d)."""
+    return np.asarray(embeddings)[np.asarray(ids)]
+
+
+def reversible_logits(x, embeddings, logit_scale=1.0, reverse_embeddings=None):
+    """(x·logit_scale)·Eᵀ tied, (x·logit_scale)·W_out untied (W_out (d, vocabulary))."""
+    kernel = np.asarray(embeddings).T if reverse_embeddings is None else np.asarray(reverse_embeddings)
+    return (np.asarray(x) * logit_scale) @ kernel
