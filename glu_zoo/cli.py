@@ -189,7 +189,21 @@ def _summary(result):
             lines.append(f"  test accuracy with the top k components per class: {pairs} "
                          f"(full model {result['full_accuracy']:.3f})")
     else:
-        lines.extend(f"  {line}" for line in result.get("summary", []))
+        lines.append(f"  unembedding: {result['unembedding']}; candidates: {result['candidates']}")
+        for layer in result["layers"]:
+            lines.append(f"  {layer['name']} ({layer['hidden']} neurons), strongest value vectors' top tokens:")
+            lines.extend(f"    #{n['index']}: {' '.join(n.get('tokens', map(str, n['ids'])))}" for n in layer["neurons"])
+        if "search" in result:
+            found = ", ".join(f"{n['layer']}#{n['index']} ({n['score']:.2f})" for n in result["search"]["neurons"])
+            lines.append(f"  neurons promoting {' '.join(result['search'].get('tokens', []))}: {found}")
+        if "ablation" in result:
+            a = result["ablation"]
+            lines.append(f"  held-out loss {a['loss_before']:.4f} -> {a['loss_after']:.4f} with those "
+                         f"{a['neurons']} neurons ablated ({a['change']:+.4f}; as many random neurons: "
+                         f"{a['random_baseline']['change']:+.4f})")
+        if "heads" in result:
+            lines.append("  heads driving them most: " + ", ".join(
+                f"{h['layer']} head {h['head']} ({h['score']:.3f})" for h in result["heads"][:5]))
     lines.extend(f"  plot: {path}" for path in result.get("plots", []))
     return "\n".join(lines)
 

@@ -138,3 +138,15 @@ def test_interpret_refuses_a_preset_with_no_glu(capsys):
     assert cli.main(["interpret", "vit_digits"]) == 2
     err = capsys.readouterr().err
     assert "preset 'vit_digits' holds a ViT with no GLU feed-forward layer" in err
+
+
+@pytest.mark.slow
+def test_interpret_a_language_model_preset_reads_its_glu_neurons(capsys, tmp_path):
+    assert cli.main(["interpret", "mosaic_bert_pydoc", "--out", str(tmp_path), "--json", "-k", "4"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["analysis"] == "logit_lens" and result["candidates"] == "256 token ids"
+    assert [layer["name"] for layer in result["layers"]] == ["encoder_layer_0/mlp", "encoder_layer_1/mlp"]
+    assert all(len(n["tokens"]) == 4 for layer in result["layers"] for n in layer["neurons"])
+    # The ablation is measured on the recipe's test split, beside as many random neurons.
+    assert result["ablation"]["tokens"] > 0 and "random_baseline" in result["ablation"]
+    assert (tmp_path / "top_tokens.png").exists()

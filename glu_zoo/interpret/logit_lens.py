@@ -258,7 +258,7 @@ def _top_k(vectors, matrix, k):
     return ids, scores
 
 
-def logit_lens(model, layer=None, k=10, tokenizer=None):
+def logit_lens(model, layer=None, k=10, tokenizer=None, candidates=None):
     """Each GLU neuron's top-k tokens: the largest entries of o_j·U, with o_j
     its value vector (`value_vectors`) and U the unembedding (`unembedding`)
     (arXiv 2504.14379).
@@ -266,18 +266,28 @@ def logit_lens(model, layer=None, k=10, tokenizer=None):
     `layer`: None (every GLU layer), a name or position of `glu_layers`, or a
     list of them. Returns {"k": k, "layers": {name: {"ids": (hidden, k)
     int64, "scores": (hidden, k) float64, ["tokens": hidden lists of k
-    strings, with a `tokenizer`]}}}, best token first.
+    strings, with a `tokenizer`]}}}, best token first. `candidates`: the
+    token ids to rank (None: the whole vocabulary); a byte model's sentinel
+    and unused rows never appear as targets in text, their embeddings are
+    barely trained and would otherwise fill the lists.
     """
     owner = "logit_lens"
     check_positive_int("k", k, owner)
     vocabulary = model.vocabulary_size
-    if k > vocabulary:
-        raise ValueError(f"{owner}: `k` must be at most the vocabulary size {vocabulary}; got {k}.")
-    blocks = _select_layers(model, layer, owner)
     matrix = unembedding(model)
+    if candidates is not None:
+        candidates = _token_ids(model, candidates, None, owner, "candidates")
+        matrix = matrix[:, candidates]
+    if k > matrix.shape[1]:
+        limit = (f"the vocabulary size {vocabulary}" if candidates is None else
+                 f"the number of candidate tokens {matrix.shape[1]}")
+        raise ValueError(f"{owner}: `k` must be at most {limit}; got {k}.")
+    blocks = _select_layers(model, layer, owner)
     out = {"k": k, "layers": {}}
     for block in blocks:
         ids, scores = _top_k(_numpy(block["ffn"].kernel_out), matrix, k)
+        if candidates is not None:
+            ids = candidates[ids]
         entry = {"ids": ids, "scores": scores}
         if tokenizer is not None:
             flat = token_strings(tokenizer, ids)
@@ -288,20 +298,20 @@ def logit_lens(model, layer=None, k=10, tokenizer=None):
 
 # --- neuron search ---------------------------------------------------------------------
 
-def _token_ids(model, tokens, tokenizer, owner):
+def _token_ids(model, tokens, tokenizer, owner, argument="tokens"):
     if isinstance(tokens, str):
         if tokenizer is None or not hasattr(tokenizer, "encode"):
-            raise ValueError(f"{owner}: `tokens` given as text {tokens!r:.40} needs a `tokenizer` with `encode`; "
+            raise ValueError(f"{owner}: `{argument}` given as text {tokens!r:.40} needs a `tokenizer` with `encode`; "
                              f"or pass token ids.")
         tokens = tokenizer.encode(tokens)
     array = np.asarray(tokens)
     vocabulary = model.vocabulary_size
     if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{owner}: `tokens` must be a non-empty 1-D sequence of integer token ids (or text with a "
-                         f"tokenizer); got {tokens!r:.80}.")
+        raise ValueError(f"{owner}: `{argument}` must be a non-empty 1-D sequence of integer token ids (or text "
+                         f"with a tokenizer); got {tokens!r:.80}.")
     bad = (array < 0) | (array >= vocabulary)
     if bad.any():
-        raise ValueError(f"{owner}: `tokens` must be ids in [0, {vocabulary}); got {int(array[bad][0])}.")
+        raise ValueError(f"{owner}: `{argument}` must be ids in [0, {vocabulary}); got {int(array[bad][0])}.")
     return np.unique(array.astype(np.int64))
 
 
@@ -596,8 +606,17 @@ def _default_tokenizer(model):
     return tokenizer if model.vocabulary_size == tokenizer.vocabulary_size else None
 
 
+def _byte_ids(tokenizer):
+    """The byte ids of a ByteTokenizer, else None."""
+    from glu_zoo.data.text import ByteTokenizer
+
+    if not isinstance(tokenizer, ByteTokenizer):
+        return None
+    return np.arange(4, tokenizer.first_sentinel_id)
+
+
 def report(model, out=None, tokenizer=None, data=None, k=10, neurons_per_layer=8, tokens=None, ablate_top=10,
-           heads_top=10, batch_size=32, verbose=0):
+           heads_top=10, batch_size=32, verbose=0, candidates="auto"):
     """A JSON-able summary of a GLU model's logit lens (arXiv 2504.14379).
 
     - "layers": per GLU layer, the `neurons_per_layer` neurons with the
@@ -610,7 +629,9 @@ def report(model, out=None, tokenizer=None, data=None, k=10, neurons_per_layer=8
     - "heads": `rank_heads` for those neurons, the top `heads_top`.
     `tokenizer` None: the byte tokenizer when the vocabulary is its size. With
     `out` (a folder, created) the plot top_tokens.png is written and listed in
-    "plots". `verbose` 1: a keras Progbar over the steps.
+    "plots". `verbose` 1: a keras Progbar over the steps. `candidates`: the
+    token ids the lens ranks; "auto": the 256 bytes for the byte tokenizer
+    (the only ids text holds), else the whole vocabulary (None).
     """
     owner = "report"
     check_positive_int("k", k, owner)
@@ -628,17 +649,20 @@ def report(model, out=None, tokenizer=None, data=None, k=10, neurons_per_layer=8
         batches = -(-len(y) // batch_size)
     if tokens is None and tokenizer is not None and hasattr(tokenizer, "encode"):
         tokens = DEFAULT_TOKEN_TEXT
+    if isinstance(candidates, str) and candidates == "auto":
+        candidates = _byte_ids(tokenizer)
     steps = len(blocks) + 2 + (4 * batches if data is not None and tokens is not None else 0)
     progbar = keras.utils.Progbar(steps, verbose=verbose) if verbose else None
 
     lens = {"k": k, "layers": {}}
     summary = {"model": type(model).__name__, "name": model.name, "k": k,
+               "candidates": "all tokens" if candidates is None else f"{len(candidates)} token ids",
                "unembedding": ("tied decoder through the MLM transform, linearised (see logit_lens.unembedding)"
                                if _kind(model, owner) == "mosaic" else
                                "final RMSNorm scale × output embedding (see logit_lens.unembedding)"),
                "layers": []}
     for block in blocks:
-        part = logit_lens(model, block["name"], k, tokenizer)
+        part = logit_lens(model, block["name"], k, tokenizer, candidates)
         entry = part["layers"][block["name"]]
         lens["layers"][block["name"]] = entry
         chosen = _strongest(entry, neurons_per_layer)

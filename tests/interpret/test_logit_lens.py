@@ -92,6 +92,28 @@ def test_logit_lens_returns_the_planted_tokens(kind):
     assert len(one["layers"]) == 1 and "tokens" not in next(iter(one["layers"].values()))
 
 
+def test_candidates_restrict_the_lens_to_those_tokens():
+    rng = np.random.default_rng(2)
+    model = t5()
+    u, _ = plant_unembedding(model, rng)
+    planted = plant_neurons(model, u)
+    (name, neuron), (token, _) = next(iter(planted.items()))
+    full = ll.logit_lens(model, layer=name, k=3)["layers"][name]
+    allowed = np.array([t for t in range(4, 260) if t != token])
+    lens = ll.logit_lens(model, layer=name, k=3, candidates=allowed)["layers"][name]
+    assert np.isin(lens["ids"], allowed).all() and token not in lens["ids"][neuron]
+    # The best allowed tokens, with the logits they have over the whole vocabulary.
+    logits = ll.value_vectors(model, name) @ ll.unembedding(model)
+    expected = allowed[np.argsort(-logits[:, allowed], axis=1, kind="stable")[:, :3]]
+    np.testing.assert_array_equal(lens["ids"], expected)
+    np.testing.assert_allclose(lens["scores"], np.take_along_axis(logits, lens["ids"], 1), rtol=1e-12)
+    assert full["ids"][neuron, 0] == token
+    with pytest.raises(ValueError, match=r"`candidates` must be ids in \[0, 384\); got 400"):
+        ll.logit_lens(model, candidates=[5, 400])
+    with pytest.raises(ValueError, match="`k` must be at most the number of candidate tokens 2"):
+        ll.logit_lens(model, k=3, candidates=[5, 6])
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_unembedding_is_the_models_read_out_up_to_the_norm(tie):
     """For any residual r, the model's logits are (r / rms(r))·U: U holds γ and the d^−½ scale."""
