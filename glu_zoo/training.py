@@ -47,6 +47,7 @@ from glu_zoo import data as data_lib
 from glu_zoo import models, presets
 from glu_zoo import recipes as recipes_lib
 from glu_zoo.layers.checks import check_bool, check_number
+from glu_zoo.plotting import pyplot
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 STEPS_PER_EXECUTION = 16
@@ -443,14 +444,11 @@ def plot_curves(log_path, png_path, metric="accuracy"):
     Returns `png_path`, or None without matplotlib (the `plot` extra), after
     one line on stderr that says so."""
     try:
-        import matplotlib
+        plt = pyplot("plot_curves")
     except ImportError:
         print(f"glu_zoo: {pathlib.Path(png_path).name} skipped: plotting needs matplotlib "
               f"(pip install 'glu-zoo[plot]').", file=sys.stderr)
         return None
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
     with open(log_path) as f:
         rows = list(csv.DictReader(f))

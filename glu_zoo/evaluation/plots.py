@@ -11,19 +11,9 @@ import math
 import numpy as np
 
 from glu_zoo.evaluation._common import check_spec, check_table
+from glu_zoo.plotting import pyplot
 
 __all__ = ["plot_correlations", "plot_marginals"]
-
-
-def _pyplot(owner):
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(f"{owner}: plotting needs matplotlib (pip install 'glu-zoo[plot]').") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    return plt
 
 
 def plot_marginals(real, synthetic, spec, path, columns_per_row=5, bins=20):
@@ -32,7 +22,7 @@ def plot_marginals(real, synthetic, spec, path, columns_per_row=5, bins=20):
     spec = check_spec(spec, owner)
     real = check_table("real", real, spec, owner)
     synthetic = check_table("synthetic", synthetic, spec, owner)
-    plt = _pyplot(owner)
+    plt = pyplot(owner)
     columns = list(spec.columns)
     cols = min(columns_per_row, len(columns))
     rows = math.ceil(len(columns) / cols)
@@ -74,7 +64,7 @@ def plot_correlations(real, synthetic, spec, path):
     columns = list(spec.numerical_columns)
     if len(columns) < 2:
         raise ValueError(f"{owner}: correlations need at least two numerical columns; the spec has {columns}.")
-    plt = _pyplot(owner)
+    plt = pyplot(owner)
     matrices = [real[columns].astype(float).corr().to_numpy(), synthetic[columns].astype(float).corr().to_numpy()]
     matrices.append(np.abs(matrices[0] - matrices[1]))
     size = max(4.0, 0.3 * len(columns) + 2.0)

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from glu_zoo.layers.ffn import GatedFFN
+from glu_zoo.plotting import pyplot
 
 __all__ = ["Eigen", "EigenQuadratic", "accuracy_against_k", "bilinear_layers", "decompose", "eigendecomposition",
            "interaction_matrix", "plot_accuracy", "plot_features", "plot_spectrum", "quadratic_form", "report",
@@ -360,18 +361,9 @@ def default_ks(n):
     return ks + [n]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_spectrum(eig, path, labels=None, top=20):
     """Eigenvalues against their rank (by |λ|), one line per direction."""
-    plt = _pyplot()
+    plt = pyplot("plot_spectrum")
     values = np.atleast_2d(eig.values)[:, :top]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, row in enumerate(values):
@@ -388,7 +380,7 @@ def plot_spectrum(eig, path, labels=None, top=20):
 
 def plot_features(eig, image_shape, path, k=3, labels=None):
     """The top-k eigenvectors of each direction as images (red +, blue −)."""
-    plt = _pyplot()
+    plt = pyplot("plot_features")
     features = eig.features(k, image_shape)
     features = features.reshape(-1, k, *image_shape)
     values = np.atleast_2d(eig.values)[:, :k]
@@ -411,7 +403,7 @@ def plot_features(eig, image_shape, path, k=3, labels=None):
 
 def plot_accuracy(accuracies, path, full=None):
     """Accuracy of the truncated model against k (and the full model's)."""
-    plt = _pyplot()
+    plt = pyplot("plot_accuracy")
     ks = sorted(accuracies)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(ks, [accuracies[k] for k in ks], marker="o", label="top-k eigen-components")

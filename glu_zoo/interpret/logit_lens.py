@@ -30,6 +30,7 @@ from keras import ops
 
 from glu_zoo.layers.checks import check_positive_int
 from glu_zoo.layers.ffn import GatedFFN
+from glu_zoo.plotting import pyplot
 
 __all__ = ["glu_layers", "unembedding", "value_vectors", "logit_lens", "find_neurons", "ablate",
            "ablation_effect", "rank_heads", "plot_top_tokens", "report", "token_strings", "DEFAULT_TOKEN_TEXT"]
@@ -543,17 +544,6 @@ def rank_heads(model, neurons, top=None):
 
 # --- plots and the report ------------------------------------------------------------------
 
-def _pyplot(owner):
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(f"{owner}: plotting needs matplotlib (pip install 'glu-zoo[plot]').") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    return plt
-
-
 def _strongest(entry, count):
     """The `count` neurons with the largest top-1 score, best first."""
     best = entry["scores"][:, 0]
@@ -569,7 +559,7 @@ def plot_top_tokens(result, path, neurons_per_layer=12):
         raise ValueError(f"{owner}: `result` must be what `logit_lens` returns (a dict with 'layers'); got "
                          f"{type(result).__name__}.")
     check_positive_int("neurons_per_layer", neurons_per_layer, owner)
-    plt = _pyplot(owner)
+    plt = pyplot(owner)
     names = list(result["layers"])
     k = result["layers"][names[0]]["ids"].shape[1]
     cols = min(2, len(names))
