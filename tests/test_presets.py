@@ -14,7 +14,7 @@ from glu_zoo.presets import PresetError
 SHIPPED = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits", "trecvit_moving_digits",
            "gru_svm_wdbc", "gru_softmax_wdbc", "bilinear_digits"]
 TABLES = ["rectable_wine", "rectable_breast_cancer", "rectable_diabetes"]  # generators, scored on sampled tables
-LANGUAGE = ["mosaic_bert_pydoc"]  # language models, scored by their held-out loss
+LANGUAGE = ["mosaic_bert_pydoc", "glu_transformer_bilinear_pydoc", "glu_transformer_geglu_pydoc"]  # language models, scored by their held-out loss
 
 
 def test_the_shipped_presets_are_listed():

@@ -22,7 +22,8 @@ SHIPPED = ROOT / "glu_zoo" / "presets"
 MAX_BYTES = 2 * 1024 * 1024
 SHIPPED_RECIPES = ["activator_vit_digits", "activator_vit_reduced_digits", "lru_listops", "vit_digits",
                    "trecvit_moving_digits", "rectable_wine", "rectable_breast_cancer", "rectable_diabetes",
-                   "gru_svm_wdbc", "gru_softmax_wdbc", "mosaic_bert_pydoc", "bilinear_digits"]
+                   "gru_svm_wdbc", "gru_softmax_wdbc", "mosaic_bert_pydoc", "bilinear_digits",
+                   "glu_transformer_bilinear_pydoc", "glu_transformer_geglu_pydoc"]
 
 
 def main():

@@ -26,18 +26,17 @@ def interpret_preset(name_or_path, out=None, k=None, verbose=True):
     folder, _ = presets.resolve(name_or_path)
     metadata = presets.get_metadata(folder)
     model = presets.load(folder)
-    if bilinear.bilinear_layers(model):
-        analysis = "bilinear"
-    else:
-        try:
-            logit_lens.glu_layers(model)
-            analysis = "logit_lens"
-        except ValueError:
+    try:
+        logit_lens.glu_layers(model)  # a GLUTransformer or MosaicBERT with a GatedFFN (bilinear ones too)
+        analysis = "logit_lens"
+    except ValueError:
+        if not bilinear.bilinear_layers(model):
             raise ValueError(
                 f"interpret: preset {name_or_path!r} holds a {metadata['class_name']} with no GLU feed-forward "
                 f"layer to read: the bilinear decomposition needs a bilinear GatedFFN, the logit lens a "
                 f"GLUTransformer or MosaicBERT with a GatedFFN."
             ) from None
+        analysis = "bilinear"
     try:
         recipe = recipes.Recipe(**metadata["recipe"])
         x, y = data_lib.load(recipe.data, **recipe.data_options).test

@@ -442,10 +442,11 @@ def _check_data(model, x, y, batch_size, owner):
     if hasattr(model, "check_inputs"):
         model.check_inputs(x, "x")
     y = np.asarray(ops.convert_to_numpy(y))
-    first = next(iter(x.values()))
-    if y.shape != first.shape[:2] or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{owner}: `y` must be integer labels of shape {first.shape[:2]} (label 0 is ignored); "
-                         f"got shape {y.shape}, dtype {y.dtype}.")
+    # The labels of the logits: the decoder's tokens for an encoder-decoder, else the only tokens.
+    targets = x["decoder_token_ids"] if "decoder_token_ids" in x else next(iter(x.values()))
+    if y.shape != targets.shape[:2] or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{owner}: `y` must be integer labels of shape {targets.shape[:2]} (one per output "
+                         f"position; label 0 is ignored); got shape {y.shape}, dtype {y.dtype}.")
     if y.size and (y.min() < 0 or y.max() >= model.vocabulary_size):
         raise ValueError(f"{owner}: `y` must hold token ids in [0, {model.vocabulary_size}); got values in "
                          f"[{y.min()}, {y.max()}].")
