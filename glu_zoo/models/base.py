@@ -13,7 +13,7 @@ from glu_zoo.layers.checks import check_positive_int
 from glu_zoo.layers.embedding import check_images_shape
 from glu_zoo.presets import io as preset_io
 
-__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "check_sequence_length", "layout_map",
+__all__ = ["ZooModel", "ImageClassifier", "SequenceClassifier", "LanguageModel", "check_sequence_length", "layout_map",
            "check_input_dict", "check_token_ids", "value_range"]
 
 
@@ -182,6 +182,25 @@ class ImageClassifier(ZooModel):
         # TF predict function traced for two ranks fails on both (Keras 3.15).
         check_images_shape(tuple(shape), self.image_shape, self._owner(name))
         check_batch(tuple(shape), self._owner(name))
+
+
+class LanguageModel(ZooModel):
+    """What the language models share (inputs: a dict of token ids and masks;
+    output: logits over the vocabulary at each position). Training scores the
+    token cross-entropy over the real targets only, label 0 (padding, or a
+    position not selected for MLM) ignored: its mean is the log-perplexity,
+    and no metric is added. A preset records the logits of token ids (T,) in
+    [0, vocabulary_size) (`preset_outputs`, per model). Subclasses set
+    `vocabulary_size`."""
+
+    def classification_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+    def training_metrics(self):
+        return []
+
+    def preset_input_spec(self):
+        return (None,), "int32", self.vocabulary_size
 
 
 class SequenceClassifier(ZooModel):

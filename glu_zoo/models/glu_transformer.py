@@ -14,7 +14,7 @@ from glu_zoo.layers.checks import check_bool, check_dropout, check_number, check
 from glu_zoo.layers.embedding import ReversibleEmbedding
 from glu_zoo.layers.ffn import FFN_ACTIVATIONS, GatedFFN
 from glu_zoo.layers.transformer import T5Block, check_mlp
-from glu_zoo.models.base import ZooModel, check_batch, check_input_dict, check_token_ids, layout_map
+from glu_zoo.models.base import LanguageModel, check_batch, check_input_dict, check_token_ids, layout_map
 from glu_zoo.models.checkpoints import check_arrays, read_arrays
 
 __all__ = ["GLUTransformer", "ARCHITECTURES"]
@@ -24,7 +24,7 @@ DECODER_ONLY_INPUTS = ("token_ids", "padding_mask")
 
 
 @keras.saving.register_keras_serializable(package="glu_zoo")
-class GLUTransformer(ZooModel):
+class GLUTransformer(LanguageModel):
     """T5 with any FFN: pre-norm RMSNorm blocks without biases, T5's relative
     position bias (one table per stack, in its first block), and the token
     embedding shared by the encoder, the decoder and (tied) the output:
@@ -232,17 +232,6 @@ class GLUTransformer(ZooModel):
         }, model_parallel_dim_name)
 
     # --- training and presets ----------------------------------------------------------
-
-    def classification_loss(self):
-        """Token cross-entropy over the real targets: label 0 (padding) is ignored."""
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-
-    def training_metrics(self):
-        """None besides the loss (its mean over real tokens is the log-perplexity)."""
-        return []
-
-    def preset_input_spec(self):
-        return (None,), "int32", self.vocabulary_size
 
     def preset_outputs(self, ids):
         """What a preset records: the logits of the first 16 ids at every position, for token ids (batch, T)

@@ -18,7 +18,7 @@ from glu_zoo.layers.checks import check_bool, check_choice, check_dropout, check
 from glu_zoo.layers.checks import check_positive_int, fresh
 from glu_zoo.layers.embedding import ReversibleEmbedding
 from glu_zoo.layers.ffn import GatedFFN
-from glu_zoo.models.base import ZooModel, check_batch, check_input_dict, check_token_ids, layout_map, value_range
+from glu_zoo.models.base import LanguageModel, check_batch, check_input_dict, check_token_ids, layout_map, value_range
 from glu_zoo.models.checkpoints import check_arrays, read_arrays
 
 __all__ = ["MosaicBERT", "MosaicLayerNorm", "MosaicSelfAttention", "MosaicBERTLayer", "SegmentALiBi",
@@ -250,7 +250,7 @@ class _LogitBias(keras.layers.Layer):
 # --- the model ----------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="glu_zoo")
-class MosaicBERT(ZooModel):
+class MosaicBERT(LanguageModel):
     """MosaicBERT for masked language modelling (arXiv 2312.17482):
 
         x = Dropout(LN(E_word[ids] + E_type[0]))              (no position table)
@@ -427,17 +427,6 @@ class MosaicBERT(ZooModel):
         }, model_parallel_dim_name)
 
     # --- training and presets -------------------------------------------------------------
-
-    def classification_loss(self):
-        """Cross-entropy over the masked positions: label 0 (not selected, padding) is ignored."""
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-
-    def training_metrics(self):
-        """None besides the loss (the MLM cross-entropy over the masked tokens)."""
-        return []
-
-    def preset_input_spec(self):
-        return (None,), "int32", self.vocabulary_size
 
     def preset_outputs(self, ids):
         """What a preset records: the logits of the first 16 ids at every position of token ids (batch, L)
